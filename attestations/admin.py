@@ -1,0 +1,89 @@
+"""Operator admin. Secrets never render: API keys show their lookup prefix only, signing keys their public half."""
+
+from django.contrib import admin, messages
+from django.utils import timezone
+
+from . import services
+from .models import ApiKey, Attestation, JurisdictionPolicy, Provider, SigningKey, VerificationRequest
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(JurisdictionPolicy)
+class JurisdictionPolicyAdmin(admin.ModelAdmin):
+    list_display = ("slug", "mode", "applies_to", "version", "updated_at")
+    readonly_fields = ("version",)
+
+    def save_model(self, request, obj, form, change):
+        # A changed rule is a new version: attestations name the version they were evaluated under.
+        if change and {"mode", "applies_to", "countries"} & set(form.changed_data):
+            obj.version += 1
+        obj.countries = sorted({c.strip().upper() for c in obj.countries})
+        super().save_model(request, obj, form, change)
+
+
+class ApiKeyInline(admin.TabularInline):
+    model = ApiKey
+    fields = ("prefix", "label", "created_at", "last_used_at", "revoked_at")
+    readonly_fields = ("prefix", "created_at", "last_used_at", "revoked_at")
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False  # keys are created by `manage.py create_api_key`, which shows the secret once
+
+    @admin.display(description="key")
+    def prefix(self, obj):
+        return str(obj)
+
+
+@admin.register(Provider)
+class ProviderAdmin(admin.ModelAdmin):
+    list_display = ("name", "client_id", "policy", "is_active", "created_at")
+    readonly_fields = ("client_id", "created_at")
+    inlines = [ApiKeyInline]
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(ReadOnlyAdmin):
+    list_display = ("__str__", "provider", "label", "created_at", "last_used_at", "revoked_at")
+    fields = list_display
+    actions = ["revoke"]
+
+    def has_change_permission(self, request, obj=None):
+        return obj is None  # the list (and its revoke action) only; no edit form
+
+    @admin.action(description="Revoke selected API keys")
+    def revoke(self, request, queryset):
+        for key in queryset.select_related("provider"):
+            services.api_key_revoke(key=key, now=timezone.now())
+        self.message_user(request, "Revoked.", messages.SUCCESS)
+
+
+@admin.register(VerificationRequest)
+class VerificationRequestAdmin(ReadOnlyAdmin):
+    list_display = ("id", "provider", "status", "claims", "created_at", "completed_at")
+    list_filter = ("status", "provider")
+    fields = ("id", "provider", "status", "claims", "created_at", "expires_at", "completed_at")
+
+
+@admin.register(SigningKey)
+class SigningKeyAdmin(ReadOnlyAdmin):
+    list_display = ("kid", "alg", "status", "created_at", "retire_after")
+    fields = ("kid", "alg", "status", "public_jwk", "created_at", "retire_after")
+
+
+@admin.register(Attestation)
+class AttestationAdmin(ReadOnlyAdmin):
+    list_display = ("jti", "provider", "claim_names", "issued_at", "expires_at", "revoked_at")
+    list_filter = ("provider",)
+    fields = list_display

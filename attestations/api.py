@@ -1,0 +1,83 @@
+"""Provider REST API, version 1 (SPEC 6). One APIView per operation, with its own input/output serializers."""
+
+from __future__ import annotations
+
+from django.utils import timezone
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers, status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from broker.errors import NotFound
+
+from . import services
+from .models import VerificationRequest
+
+
+def _principal(request):
+    return request.user.provider
+
+
+class RequestOutput(serializers.Serializer):
+    id = serializers.CharField()
+    status = serializers.CharField()
+    claims = serializers.ListField(child=serializers.CharField())
+    created_at = serializers.DateTimeField()
+    expires_at = serializers.DateTimeField()
+    completed_at = serializers.DateTimeField(allow_null=True)
+    attestation = serializers.CharField(allow_null=True, help_text="The signed SD-JWT VC, once status is completed.")
+
+
+def _request_out(obj: VerificationRequest) -> dict:
+    return RequestOutput({
+        "id": obj.id, "status": obj.status, "claims": obj.claims, "created_at": obj.created_at,
+        "expires_at": obj.expires_at, "completed_at": obj.completed_at, "attestation": obj.token or None,
+    }).data
+
+
+class VerificationRequestCreateApi(APIView):
+    class Input(serializers.Serializer):
+        claims = serializers.ListField(child=serializers.CharField(max_length=40), min_length=1, max_length=10)
+        nonce = serializers.CharField(max_length=128, required=False, default="")
+        return_url = serializers.URLField(max_length=500, required=False, default="")
+
+    class Output(serializers.Serializer):
+        id = serializers.CharField()
+        url = serializers.URLField(help_text="Send the user here. It works once, until expires_at.")
+        status = serializers.CharField()
+        expires_at = serializers.DateTimeField()
+
+    @extend_schema(request=Input, responses={201: Output}, operation_id="verification_requests_create")
+    def post(self, request):
+        data = self.Input(data=request.data)
+        data.is_valid(raise_exception=True)
+        created, url = services.request_create(provider=_principal(request), now=timezone.now(), **data.validated_data)
+        out = self.Output({"id": created.id, "url": url, "status": created.status, "expires_at": created.expires_at})
+        return Response(out.data, status=status.HTTP_201_CREATED)
+
+
+class VerificationRequestDetailApi(APIView):
+    @extend_schema(responses={200: RequestOutput}, operation_id="verification_requests_retrieve")
+    def get(self, request, request_id: str):
+        found = VerificationRequest.objects.filter(pk=request_id, provider=_principal(request)).first()
+        if found is None:  # another provider's request is indistinguishable from a missing one
+            raise NotFound("No such verification request.")
+        return Response(_request_out(found))
+
+
+class AttestationCheckApi(APIView):
+    class Input(serializers.Serializer):
+        token = serializers.CharField(max_length=8192, trim_whitespace=True)
+        nonce = serializers.CharField(max_length=128, required=False)
+
+    class Output(serializers.Serializer):
+        valid = serializers.BooleanField()
+        reason = serializers.CharField()
+        claims = serializers.DictField()
+
+    @extend_schema(request=Input, responses={200: Output}, operation_id="attestations_check")
+    def post(self, request):
+        data = self.Input(data=request.data)
+        data.is_valid(raise_exception=True)
+        result = services.attestation_check(provider=_principal(request), now=timezone.now(), **data.validated_data)
+        return Response({"valid": result.valid, "reason": result.reason, "claims": result.claims})

@@ -1,0 +1,67 @@
+"""Provider authentication for the API: `Authorization: Bearer idb_<lookup>_<secret>`."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.conf import settings
+from django.utils import timezone
+from rest_framework import authentication, exceptions, permissions, throttling
+
+from .models import ApiKey, Provider
+from .services import api_key_authenticate
+
+
+class ProviderPrincipal:
+    """What DRF calls `request.user` for API calls: the provider, never a Django user."""
+
+    is_authenticated = True
+
+    def __init__(self, provider: Provider):
+        self.provider = provider
+
+
+class ApiKeyAuthentication(authentication.BaseAuthentication):
+    def authenticate(self, request):
+        header = authentication.get_authorization_header(request).decode("latin-1")
+        if not header:
+            return None
+        scheme, _, raw = header.partition(" ")
+        if scheme.lower() != "bearer" or not raw.strip():
+            raise exceptions.AuthenticationFailed("Use `Authorization: Bearer <api key>`.")
+        found = api_key_authenticate(raw.strip())
+        if found is None:
+            raise exceptions.AuthenticationFailed("The API key is not valid or was revoked.")
+        provider, key = found
+        now = timezone.now()
+        if key.last_used_at is None or now - key.last_used_at > timedelta(minutes=5):
+            ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)  # coarse, so the hot path stays read-only
+        return ProviderPrincipal(provider), provider
+
+    def authenticate_header(self, request):
+        return 'Bearer realm="idbroker"'
+
+
+class IsProvider(permissions.BasePermission):
+    def has_permission(self, request, view):
+        return isinstance(request.user, ProviderPrincipal)
+
+
+class ProviderRateThrottle(throttling.SimpleRateThrottle):
+    """Per-provider limits (SPEC 1): the provider's own `rate_limit`, else IDBROKER_DEFAULT_RATE_LIMIT."""
+
+    scope = "provider"
+
+    def __init__(self):  # the rate depends on the provider, so it is resolved per request
+        pass
+
+    def allow_request(self, request, view):
+        if not isinstance(request.user, ProviderPrincipal):
+            return True
+        provider = request.user.provider
+        self.rate = provider.rate_limit or settings.IDBROKER_DEFAULT_RATE_LIMIT
+        self.num_requests, self.duration = self.parse_rate(self.rate)
+        return super().allow_request(request, view)
+
+    def get_cache_key(self, request, view):
+        return f"throttle:provider:{request.user.provider.pk}"

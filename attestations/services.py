@@ -1,0 +1,251 @@
+"""Provider-facing behaviour: providers and keys, verification requests, issuing and checking attestations."""
+
+from __future__ import annotations
+
+import base64
+import secrets
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from urllib.parse import urlencode, urlsplit
+
+from django.conf import settings
+from django.db import transaction
+
+from audit.services import audit_record
+from broker.errors import BrokerError, NotFound
+from verification import crypto
+
+from . import policies, signing
+from .models import ApiKey, Attestation, JurisdictionPolicy, Provider, VerificationRequest
+
+API_KEY_PREFIX = "idb"
+
+
+class InvalidClaims(BrokerError):
+    code = "invalid_claims"
+    title = "Claims not allowed"
+
+
+class InvalidReturnUrl(BrokerError):
+    code = "invalid_return_url"
+    title = "return_url is not registered for this provider"
+
+
+class LinkInvalid(BrokerError):
+    code = "link_invalid"
+    status = 404
+    title = "This verification link is not valid"
+
+
+class LinkExpired(BrokerError):
+    code = "link_expired"
+    status = 410
+    title = "This verification link has expired"
+
+
+# --- Providers and API keys ------------------------------------------------------------------------------------
+
+
+def _validate_redirect_uri(uri: str) -> str:
+    parts = urlsplit(uri)
+    local = parts.hostname in ("127.0.0.1", "localhost", "::1")
+    if parts.scheme not in ("https", "http") or (parts.scheme == "http" and not local) or not parts.netloc:
+        raise BrokerError(f"redirect URI must be https (http only for localhost): {uri}", code="invalid_redirect_uri")
+    if parts.fragment:
+        raise BrokerError("redirect URI must not have a fragment", code="invalid_redirect_uri")
+    return uri
+
+
+def _validate_claims(claims: list[str]) -> list[str]:
+    unknown = [c for c in claims if not policies.is_supported_claim(c)]
+    if unknown or not claims:
+        raise InvalidClaims(f"unsupported claims: {', '.join(unknown) or '(none given)'}; "
+                            f"supported: {', '.join(policies.supported_claims())}")
+    return list(dict.fromkeys(claims))  # keep order, drop repeats
+
+
+@transaction.atomic
+def provider_create(
+    *, name: str, redirect_uris: list[str], claims: list[str], policy_slug: str | None = None,
+    client_id: str | None = None, now: datetime,
+) -> tuple[Provider, str]:
+    """Register a provider and its first API key. Returns the provider and the key, shown this once."""
+    claims = _validate_claims(claims)
+    policy = None
+    if policy_slug:
+        policy = JurisdictionPolicy.objects.filter(slug=policy_slug).first()
+        if policy is None:
+            raise NotFound(f"no jurisdiction policy {policy_slug!r}")
+    if "eligible_jurisdiction" in claims and policy is None:
+        raise InvalidClaims("eligible_jurisdiction needs --policy")
+    provider = Provider.objects.create(
+        name=name, redirect_uris=[_validate_redirect_uri(u) for u in redirect_uris], allowed_claims=claims,
+        policy=policy, created_at=now, **({"client_id": client_id} if client_id else {}),
+    )
+    audit_record(event="provider.created", provider=provider.client_id, now=now)
+    return provider, api_key_create(provider=provider, now=now)
+
+
+def api_key_create(*, provider: Provider, label: str = "", now: datetime) -> str:
+    lookup = secrets.token_hex(6)
+    secret = secrets.token_urlsafe(32)
+    ApiKey.objects.create(provider=provider, lookup=lookup, secret_hash=crypto.keyed_hash("api-key", secret),
+                          label=label, created_at=now)
+    audit_record(event="api_key.created", provider=provider.client_id, now=now)
+    return f"{API_KEY_PREFIX}_{lookup}_{secret}"
+
+
+def api_key_authenticate(raw: str) -> tuple[Provider, ApiKey] | None:
+    prefix, _, rest = raw.partition("_")
+    lookup, _, secret = rest.partition("_")
+    if prefix != API_KEY_PREFIX or not lookup or not secret:
+        return None
+    key = ApiKey.objects.select_related("provider").filter(lookup=lookup, revoked_at__isnull=True).first()
+    expected = key.secret_hash if key else "0" * 64
+    # Compare even when the row is missing, so timing does not tell which lookup ids exist.
+    matches = crypto.constant_time_equal(crypto.keyed_hash("api-key", secret), expected)
+    if key is None or not matches or not key.provider.is_active:
+        return None
+    return key.provider, key
+
+
+def api_key_revoke(*, key: ApiKey, now: datetime) -> None:
+    if ApiKey.objects.filter(pk=key.pk, revoked_at__isnull=True).update(revoked_at=now):
+        audit_record(event="api_key.revoked", provider=key.provider.client_id, now=now)
+
+
+# --- Verification requests -------------------------------------------------------------------------------------
+
+
+def request_create(
+    *, provider: Provider, claims: list[str], nonce: str = "", return_url: str = "", now: datetime
+) -> tuple[VerificationRequest, str]:
+    """Create a request; return it and the user-facing URL (which holds the only copy of the link secret)."""
+    claims = _validate_claims(claims)
+    not_allowed = [c for c in claims if c not in provider.allowed_claims]
+    if not_allowed:
+        raise InvalidClaims(f"this provider may not ask for: {', '.join(not_allowed)}")
+    if "eligible_jurisdiction" in claims and provider.policy is None:
+        raise InvalidClaims("no jurisdiction policy is assigned to this provider")
+    if return_url and return_url not in provider.redirect_uris:
+        raise InvalidReturnUrl()
+    link = secrets.token_urlsafe(32)
+    request = VerificationRequest.objects.create(
+        provider=provider, claims=claims, nonce=nonce, return_url=return_url or (provider.redirect_uris or [""])[0],
+        link_hash=crypto.token_hash(link), created_at=now, expires_at=now + settings.IDBROKER_REQUEST_TTL,
+    )
+    audit_record(event="request.created", request=request.id, provider=provider.client_id, now=now)
+    return request, f"{settings.PUBLIC_URL}/verify/{link}"
+
+
+def request_by_link(link: str, *, now: datetime) -> VerificationRequest:
+    request = VerificationRequest.objects.select_related("provider").filter(link_hash=crypto.token_hash(link)).first()
+    if request is None:
+        raise LinkInvalid()
+    if request.expires_at <= now and request.status == VerificationRequest.Status.PENDING:
+        raise LinkExpired()
+    return request
+
+
+def request_transition(*, request_id: str, to: str, now: datetime, allowed_from=None) -> bool:
+    """Compare-and-swap the request status; a zero row count means someone else got there first (a no-op)."""
+    allowed_from = allowed_from or [VerificationRequest.Status.PENDING, VerificationRequest.Status.PROCESSING]
+    updates = {"status": to}
+    if to in VerificationRequest.TERMINAL:
+        updates["completed_at"] = now
+    return bool(VerificationRequest.objects.filter(pk=request_id, status__in=allowed_from).update(**updates))
+
+
+def return_url_for(request: VerificationRequest, *, error: str | None = None) -> str:
+    if not request.return_url:
+        return ""
+    params = {"verification_request": request.id}
+    if error:
+        params["error"] = error
+    sep = "&" if urlsplit(request.return_url).query else "?"
+    return f"{request.return_url}{sep}{urlencode(params)}"
+
+
+# --- Attestations ----------------------------------------------------------------------------------------------
+
+
+def pairwise_sub(subject: str, client_id: str) -> str:
+    """SPEC 3.4: a keyed hash of (user, provider). Two providers cannot join their records through `sub`."""
+    digest = bytes.fromhex(crypto.keyed_hash("pairwise-sub", subject, client_id))
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+
+def _ttl(provider: Provider) -> timedelta:
+    if provider.attestation_ttl_seconds:
+        return min(timedelta(seconds=provider.attestation_ttl_seconds), settings.IDBROKER_ATTESTATION_MAX_TTL)
+    return settings.IDBROKER_ATTESTATION_TTL
+
+
+@transaction.atomic
+def request_complete(
+    *, request: VerificationRequest, subject: str, facts: policies.StoredFacts, verified_month: str, now: datetime
+) -> str | None:
+    """Answer the request from the facts: sign exactly the requested predicates. Returns the token, or None if
+    the request was already finished (compare-and-swap lost)."""
+    locked = VerificationRequest.objects.select_for_update().select_related("provider__policy").get(pk=request.pk)
+    if locked.status in VerificationRequest.TERMINAL:
+        return None
+    provider = locked.provider
+    values = policies.evaluate(locked.claims, facts, policy=provider.policy, today=now.date())
+    issued = now.replace(minute=0, second=0, microsecond=0)  # SPEC 4: iat rounded to the hour
+    expires = now + _ttl(provider)
+    jti = secrets.token_urlsafe(16)
+    payload = {
+        "iss": settings.PUBLIC_URL,
+        "vct": settings.IDBROKER_VCT,
+        "sub": pairwise_sub(subject, provider.client_id),
+        "aud": provider.client_id,
+        "iat": int(issued.timestamp()),
+        "nbf": int(issued.timestamp()),
+        "exp": int(expires.timestamp()),
+        "jti": jti,
+        "assurance": {"evidence": "document+selfie", "verified": verified_month},
+        **values,
+    }
+    if locked.nonce:
+        payload["nonce"] = locked.nonce
+    signed = signing.sign_attestation(payload)
+    Attestation.objects.create(jti=jti, provider=provider, request=locked, claim_names=list(values), kid=signed.kid,
+                               issued_at=now, expires_at=expires)
+    locked.token = signed.token
+    locked.status = VerificationRequest.Status.COMPLETED
+    locked.completed_at = now
+    locked.save(update_fields=["token", "status", "completed_at"])
+    audit_record(event="attestation.issued", request=locked.id, provider=provider.client_id, jti=jti, now=now)
+    return signed.token
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    valid: bool
+    reason: str
+    claims: dict = field(default_factory=dict)
+
+
+_REGISTERED = ("iss", "vct", "sub", "aud", "iat", "nbf", "exp", "jti", "nonce", "assurance", "status", "cnf")
+
+
+def attestation_check(*, provider: Provider, token: str, now: datetime, nonce: str | None = None) -> CheckResult:
+    """SPEC 2.4 online check. A provider learns nothing about tokens addressed to someone else."""
+    try:
+        payload = signing.verify_attestation(token, now=now)
+    except signing.TokenInvalid as exc:
+        return CheckResult(False, exc.reason)
+    if payload.get("aud") != provider.client_id:
+        return CheckResult(False, "wrong_audience")
+    if nonce is not None and payload.get("nonce") != nonce:
+        return CheckResult(False, "nonce_mismatch")
+    jti = str(payload.get("jti", ""))
+    row = Attestation.objects.filter(jti=jti, provider=provider).values("revoked_at").first()
+    audit_record(event="attestation.checked", provider=provider.client_id, jti=jti, now=now)
+    if row is None:
+        return CheckResult(False, "unknown_token")
+    if row["revoked_at"] is not None:
+        return CheckResult(False, "revoked")
+    claims = {k: v for k, v in payload.items() if k not in _REGISTERED}
+    return CheckResult(True, "ok", {"sub": payload["sub"], "exp": payload["exp"], **claims})

@@ -1,0 +1,46 @@
+"""Public, unauthenticated endpoints: keys and issuer metadata (SPEC 4, 6)."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import connection
+from django.http import JsonResponse
+from django.views.decorators.http import require_GET
+
+from . import policies, signing
+
+
+@require_GET
+def jwks(request):
+    response = JsonResponse(signing.jwks())
+    # Short enough that a rotation reaches verifiers quickly; verifiers refetch on an unknown kid anyway.
+    response["Cache-Control"] = "public, max-age=300"
+    return response
+
+
+@require_GET
+def issuer_metadata(request):
+    base = settings.PUBLIC_URL
+    response = JsonResponse({
+        "issuer": base,
+        "jwks_uri": f"{base}/.well-known/jwks.json",
+        "credential_type": settings.IDBROKER_VCT,
+        "token_type": signing.TOKEN_TYPE,
+        "signing_alg_values_supported": sorted(signing.ALGORITHMS),
+        "claims_supported": policies.supported_claims(),
+        "verification_requests_endpoint": f"{base}/api/v1/verification-requests",
+        "check_endpoint": f"{base}/api/v1/attestations/check",
+    })
+    response["Cache-Control"] = "public, max-age=3600"
+    return response
+
+
+@require_GET
+def health(request):
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+        ok = True
+    except Exception:  # noqa: BLE001 - a health check reports, it does not raise
+        ok = False
+    return JsonResponse({"status": "ok" if ok else "degraded", "database": ok}, status=200 if ok else 503)

@@ -1,0 +1,88 @@
+"""Writing and checking the audit chain.
+
+Each entry's hash is SHA-256 over the previous hash and a canonical JSON of (seq, event, refs, at). `seq` is unique,
+so two writers racing for the same position cannot both win: the loser retries on the new head. Editing, deleting
+or reordering rows breaks the chain at the first affected entry, which `audit_verify` names.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from .models import AuditEvent
+
+GENESIS = "0" * 64
+EVENTS = frozenset(
+    {
+        "request.created",
+        "evidence.stored",
+        "evidence.destroyed",
+        "vendor.submitted",
+        "vendor.decided",
+        "vendor.deletion_requested",
+        "facts.stored",
+        "facts.destroyed",
+        "attestation.issued",
+        "attestation.checked",
+        "attestation.revoked",
+        "request.canceled",
+        "request.expired",
+        "key.created",
+        "key.rotated",
+        "provider.created",
+        "api_key.created",
+        "api_key.revoked",
+    }
+)
+
+
+def _entry_hash(prev_hash: str, seq: int, event: str, refs: dict, at: datetime) -> str:
+    body = json.dumps([seq, event, refs, at.isoformat()], sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(prev_hash.encode() + body.encode()).hexdigest()
+
+
+def audit_record(*, event: str, now: datetime | None = None, **refs: str) -> AuditEvent:
+    if event not in EVENTS:
+        raise ValueError(f"unknown audit event {event!r}")
+    at = (now or timezone.now()).replace(microsecond=0)
+    clean = {k: str(v) for k, v in refs.items() if v}
+    for _ in range(20):
+        head = AuditEvent.objects.order_by("-seq").values("seq", "hash").first()
+        seq, prev = (head["seq"] + 1, head["hash"]) if head else (1, GENESIS)
+        try:
+            with transaction.atomic():
+                return AuditEvent.objects.create(
+                    seq=seq, event=event, refs=clean, at=at, prev_hash=prev, hash=_entry_hash(prev, seq, event, clean, at)
+                )
+        except IntegrityError:
+            continue  # another writer took this position; build on the new head
+    raise RuntimeError("audit log is too contended")
+
+
+@dataclass(frozen=True)
+class AuditCheck:
+    ok: bool
+    entries: int
+    first_bad_seq: int | None = None
+    reason: str = ""
+
+
+def audit_verify() -> AuditCheck:
+    prev, expected_seq, count = GENESIS, 1, 0
+    for row in AuditEvent.objects.order_by("seq").values_list("seq", "event", "refs", "at", "prev_hash", "hash").iterator():
+        seq, event, refs, at, prev_hash, digest = row
+        count += 1
+        if seq != expected_seq:
+            return AuditCheck(False, count, expected_seq, f"entry {expected_seq} is missing")
+        if prev_hash != prev:
+            return AuditCheck(False, count, seq, "does not link to the previous entry")
+        if _entry_hash(prev, seq, event, refs, at) != digest:
+            return AuditCheck(False, count, seq, "content does not match its hash")
+        prev, expected_seq = digest, seq + 1
+    return AuditCheck(True, count)

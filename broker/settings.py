@@ -1,0 +1,234 @@
+"""idbroker settings: one flat module, driven by the environment.
+
+The embedded default (no environment at all, plus DEBUG=true from `make run`) is SQLite, eager Celery, keys and
+evidence in ./var, and the deterministic `dev` vendor. Production sets DATABASE_URL, CELERY_BROKER_URL and the
+secrets below; a missing secret outside DEBUG is an ImproperlyConfigured at start-up, never a silent default.
+Every variable is listed in the README's configuration table.
+"""
+
+from __future__ import annotations
+
+import base64
+import secrets
+from datetime import timedelta
+from pathlib import Path
+
+import environ
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+# FileAwareEnv also reads NAME_FILE (a path whose content is the value): Docker/Kubernetes secrets.
+env = environ.FileAwareEnv()
+
+DEBUG = env.bool("DEBUG", default=False)
+VAR_DIR = Path(env.str("IDBROKER_VAR_DIR", default=str(BASE_DIR / "var")))
+
+
+def _dev_secret(name: str, nbytes: int = 32) -> str:
+    """A development-only secret, generated once and kept in var/ so restarts keep working."""
+    path = VAR_DIR / "dev-secrets" / name
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(base64.b64encode(secrets.token_bytes(nbytes)).decode())
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def secret(name: str) -> str:
+    value = env.str(name, default="")
+    if value:
+        return value
+    if DEBUG:
+        return _dev_secret(name)
+    raise ImproperlyConfigured(f"{name} (or {name}_FILE) must be set when DEBUG is off.")
+
+
+SECRET_KEY = secret("SECRET_KEY")
+# Wraps every per-verification data key, the stored facts and the signing keys (HKDF sub-keys per purpose).
+IDBROKER_MASTER_KEY = secret("IDBROKER_MASTER_KEY")
+# Keys the pairwise pseudonyms and the API-key hashes; rotating it changes every `sub` and voids every API key.
+IDBROKER_HASH_KEY = secret("IDBROKER_HASH_KEY")
+
+PUBLIC_URL = env.str("IDBROKER_PUBLIC_URL", default="http://127.0.0.1:8000").rstrip("/")
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]"] if DEBUG else [])
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+CSRF_FAILURE_VIEW = "verification.views.csrf_failure"
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "drf_spectacular",
+    "audit",
+    "attestations",
+    "verification",
+]
+IDBROKER_DEMO = env.bool("IDBROKER_DEMO", default=DEBUG)
+if IDBROKER_DEMO:
+    INSTALLED_APPS.append("demo_provider")
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "broker.urls"
+WSGI_APPLICATION = "broker.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'idbroker.sqlite3'}")}
+DATABASES["default"]["ATOMIC_REQUESTS"] = False
+DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DB_CONN_MAX_AGE", default=0))
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://idbroker")}
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = BASE_DIR / "staticfiles"
+WHITENOISE_USE_FINDERS = env.bool("WHITENOISE_USE_FINDERS", default=DEBUG)
+
+# --- Security headers and cookies -----------------------------------------------------------------------------
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+SESSION_COOKIE_AGE = 60 * 60  # a verification is a short journey; nothing long-lived rides on this cookie
+CSRF_COOKIE_SAMESITE = "Lax"
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=not DEBUG)
+SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=not DEBUG)
+CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=not DEBUG)
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0 if DEBUG else 31536000)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = not DEBUG
+SECURE_HSTS_PRELOAD = not DEBUG
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env.bool("BEHIND_PROXY", default=False) else None
+SECURE_REFERRER_POLICY = "no-referrer"  # verification links carry a bearer token in the path
+X_FRAME_OPTIONS = "DENY"
+SILENCED_SYSTEM_CHECKS = env.list("SILENCED_SYSTEM_CHECKS", default=[])
+
+# --- Uploads --------------------------------------------------------------------------------------------------
+# Images above this size are refused before they are read (413). Small files stay in memory, larger ones spool
+# to a temporary file that Django deletes at the end of the request; neither ever reaches storage unencrypted.
+IDBROKER_MAX_UPLOAD_BYTES = env.int("IDBROKER_MAX_UPLOAD_BYTES", default=10 * 1024 * 1024)
+IDBROKER_MAX_IMAGE_PIXELS = env.int("IDBROKER_MAX_IMAGE_PIXELS", default=40_000_000)
+FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
+FILE_UPLOAD_HANDLERS = [
+    "verification.uploads.SizeCappedUploadHandler",
+    "django.core.files.uploadhandler.MemoryFileUploadHandler",
+    "django.core.files.uploadhandler.TemporaryFileUploadHandler",
+]
+DATA_UPLOAD_MAX_MEMORY_SIZE = 256 * 1024
+
+# --- Retention (SPEC 3.1, 3.5) ---------------------------------------------------------------------------------
+_MAX_EVIDENCE_MINUTES = 24 * 60
+IDBROKER_EVIDENCE_TTL = timedelta(minutes=env.int("IDBROKER_EVIDENCE_TTL_MINUTES", default=60))
+IDBROKER_ABANDONED_TTL = timedelta(minutes=env.int("IDBROKER_ABANDONED_TTL_MINUTES", default=30))
+IDBROKER_FACTS_VALIDITY = timedelta(days=env.int("IDBROKER_FACTS_VALIDITY_DAYS", default=365))
+for _name, _value in (("EVIDENCE", IDBROKER_EVIDENCE_TTL), ("ABANDONED", IDBROKER_ABANDONED_TTL)):
+    if not timedelta(minutes=1) <= _value <= timedelta(minutes=_MAX_EVIDENCE_MINUTES):
+        raise ImproperlyConfigured(
+            f"IDBROKER_{_name}_TTL_MINUTES must be between 1 and {_MAX_EVIDENCE_MINUTES} (SPEC 3.1 caps it at 24 h)."
+        )
+IDBROKER_REQUEST_TTL = timedelta(minutes=env.int("IDBROKER_REQUEST_TTL_MINUTES", default=60))
+IDBROKER_MAX_ATTEMPTS = env.int("IDBROKER_MAX_ATTEMPTS", default=3)
+
+# --- Attestations (SPEC 4) --------------------------------------------------------------------------------------
+IDBROKER_SIGNING_ALG = env.str("IDBROKER_SIGNING_ALG", default="ES256")
+IDBROKER_ATTESTATION_TTL = timedelta(seconds=env.int("IDBROKER_ATTESTATION_TTL_SECONDS", default=15 * 60))
+IDBROKER_ATTESTATION_MAX_TTL = timedelta(days=30)
+IDBROKER_AGE_THRESHOLDS = tuple(sorted(env.list("IDBROKER_AGE_THRESHOLDS", cast=int, default=[13, 16, 18, 21, 25])))
+IDBROKER_VCT = env.str("IDBROKER_VCT", default=f"{PUBLIC_URL}/vct/attestation/v1")
+
+# --- Evidence storage and vendors (SPEC 5) ---------------------------------------------------------------------
+IDBROKER_EVIDENCE_DIR = Path(env.str("IDBROKER_EVIDENCE_DIR", default=str(VAR_DIR / "evidence")))
+IDBROKER_VENDOR = env.str("IDBROKER_VENDOR", default="dev")
+IDBROKER_DEV_VENDOR_DIR = Path(env.str("IDBROKER_DEV_VENDOR_DIR", default=str(VAR_DIR / "dev-vendor")))
+IDBROKER_DEV_VENDOR_DELAY_SECONDS = env.float("IDBROKER_DEV_VENDOR_DELAY_SECONDS", default=2.0)
+IDBROKER_DEV_VENDOR_WEBHOOK_SECRET = env.str("IDBROKER_DEV_VENDOR_WEBHOOK_SECRET", default="") or (
+    _dev_secret("IDBROKER_DEV_VENDOR_WEBHOOK_SECRET") if DEBUG or IDBROKER_VENDOR == "dev" else ""
+)
+IDBROKER_RESULT_POLL_SECONDS = env.int("IDBROKER_RESULT_POLL_SECONDS", default=3)
+
+# --- Celery ------------------------------------------------------------------------------------------------------
+# No broker configured means eager tasks: the embedded default runs everything in the web process.
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="")
+CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
+CELERY_TASK_EAGER_PROPAGATES = True
+CELERY_TASK_SERIALIZER = "json"
+CELERY_RESULT_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BEAT_SCHEDULE = {
+    "purge-expired-evidence": {"task": "verification.tasks.purge_expired", "schedule": 60.0},
+    "poll-pending-results": {"task": "verification.tasks.poll_pending", "schedule": 30.0},
+}
+
+# --- API ---------------------------------------------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["attestations.authentication.ApiKeyAuthentication"],
+    # Fail closed: a view that forgets to declare permissions still demands a provider.
+    "DEFAULT_PERMISSION_CLASSES": ["attestations.authentication.IsProvider"],
+    "DEFAULT_THROTTLE_CLASSES": ["attestations.authentication.ProviderRateThrottle"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "EXCEPTION_HANDLER": "broker.api_errors.problem_details_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "UNAUTHENTICATED_USER": None,
+}
+IDBROKER_DEFAULT_RATE_LIMIT = env.str("IDBROKER_DEFAULT_RATE_LIMIT", default="600/min")
+SPECTACULAR_SETTINGS = {
+    "TITLE": "idbroker provider API",
+    "DESCRIPTION": "Ask for a verified fact about a user; receive a minimal signed attestation.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+}
+
+# --- Logging: structured, one JSON object a line, never a payload ------------------------------------------------
+LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"json": {"()": "broker.logging.JsonFormatter"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "json"}},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {
+        "django.server": {"level": "INFO"},
+        "django.request": {"level": "ERROR"},
+    },
+}

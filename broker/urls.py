@@ -1,0 +1,42 @@
+from django.conf import settings
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView
+
+from attestations import api as attestation_api
+from attestations import views as attestation_views
+from verification import views as verification_views
+
+api_v1 = [
+    path("verification-requests", attestation_api.VerificationRequestCreateApi.as_view(),
+         name="api-verification-requests"),
+    path("verification-requests/<str:request_id>", attestation_api.VerificationRequestDetailApi.as_view(),
+         name="api-verification-request"),
+    path("attestations/check", attestation_api.AttestationCheckApi.as_view(), name="api-attestations-check"),
+]
+
+urlpatterns = [
+    path("api/v1/", include(api_v1)),
+    path("api/schema/", SpectacularAPIView.as_view(authentication_classes=[], permission_classes=[]),
+         name="api-schema"),
+    path(".well-known/jwks.json", attestation_views.jwks, name="jwks"),
+    path(".well-known/jwt-vc-issuer", attestation_views.issuer_metadata, name="jwt-vc-issuer"),
+    path(".well-known/attestation-issuer", attestation_views.issuer_metadata, name="attestation-issuer"),
+    path("healthz", attestation_views.health, name="health"),
+    path("verify/", verification_views.resume, name="verify-resume"),
+    path("verify/consent", verification_views.consent, name="verify-consent"),
+    path("verify/document", verification_views.document, name="verify-document"),
+    path("verify/selfie", verification_views.selfie, name="verify-selfie"),
+    path("verify/waiting", verification_views.waiting, name="verify-waiting"),
+    path("verify/status", verification_views.status, name="verify-status"),
+    path("verify/result", verification_views.result, name="verify-result"),
+    path("verify/<str:link>", verification_views.open_link, name="verify-link"),
+    path("webhooks/vendors/<str:vendor>", verification_views.vendor_webhook, name="vendor-webhook"),
+    path("admin/", admin.site.urls),
+]
+
+if settings.IDBROKER_DEMO:
+    urlpatterns.append(path("", include("demo_provider.urls")))
+
+handler404 = "verification.views.page_not_found"
+handler500 = "verification.views.server_error"

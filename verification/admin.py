@@ -1,0 +1,35 @@
+"""Operator view of verifications: states and times only. No evidence, no facts, ever (SPEC 3.2)."""
+
+from django.contrib import admin
+
+from .models import Evidence, VerificationSession
+
+
+class EvidenceInline(admin.TabularInline):
+    model = Evidence
+    fields = ("id", "kind", "size", "stored_at", "deadline")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(VerificationSession)
+class VerificationSessionAdmin(admin.ModelAdmin):
+    list_display = ("id", "vendor", "status", "attempts", "created_at", "decided_at", "vendor_deletion")
+    list_filter = ("status", "vendor", "vendor_deletion")
+    fields = ("id", "request", "vendor", "status", "attempts", "created_at", "submitted_at", "decided_at",
+              "abandon_at", "vendor_deletion")
+    readonly_fields = fields
+    inlines = [EvidenceInline]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return obj is None
+
+    def has_delete_permission(self, request, obj=None):
+        return False

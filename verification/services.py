@@ -1,0 +1,435 @@
+"""Verification behaviour: start, capture, submit, decide, destroy.
+
+Every status change is a compare-and-swap (`_transition`): a zero row count means another worker or request got
+there first, and the caller treats it as a no-op. Vendor calls happen outside database transactions; tasks are
+enqueued with `transaction.on_commit` and carry ids only (SPEC 3.2).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+
+from attestations import services as attestation_services
+from attestations.models import VerificationRequest
+from attestations.policies import StoredFacts
+from audit.services import audit_record
+from broker.errors import BrokerError
+
+from . import crypto
+from .images import sanitize_image
+from .models import Evidence, FactRecord, VendorEvent, VerificationSession
+from .vendors.base import CaptureMode, EvidenceKind, Outcome, Result, VendorError, get_vendor
+
+log = logging.getLogger(__name__)
+S = VerificationSession.Status
+R = VerificationRequest.Status
+
+ACTIVE = (S.STARTED, S.SUBMITTED, S.PROCESSING, S.IN_REVIEW)
+TERMINAL = (S.APPROVED, S.DECLINED, S.FAILED, S.EXPIRED)
+# The one table of allowed transitions (STYLE 4).
+TRANSITIONS: dict[str, tuple[str, ...]] = {
+    S.SUBMITTED: (S.STARTED,),
+    S.PROCESSING: (S.SUBMITTED,),
+    S.IN_REVIEW: (S.PROCESSING,),
+    S.STARTED: (S.PROCESSING, S.IN_REVIEW),  # a "retry" decision: capture again
+    S.APPROVED: (S.PROCESSING, S.IN_REVIEW),
+    S.DECLINED: (S.PROCESSING, S.IN_REVIEW),
+    S.FAILED: (S.STARTED, S.SUBMITTED, S.PROCESSING, S.IN_REVIEW),
+    S.EXPIRED: ACTIVE,
+}
+
+
+class SessionError(BrokerError):
+    code = "session_state"
+    status = 409
+    title = "This step is not available now"
+
+
+def _transition(session_id: str, to: str, **updates) -> bool:
+    return bool(VerificationSession.objects.filter(pk=session_id, status__in=TRANSITIONS[to]).update(status=to, **updates))
+
+
+def evidence_path(evidence: Evidence) -> Path:
+    return settings.IDBROKER_EVIDENCE_DIR / evidence.session_id / f"{evidence.id}.bin"
+
+
+def _aad(evidence: Evidence) -> bytes:
+    return f"{evidence.session_id}/{evidence.id}/{evidence.kind}".encode()
+
+
+# --- Start and capture -----------------------------------------------------------------------------------------
+
+
+def session_start(*, request: VerificationRequest, now: datetime) -> VerificationSession:
+    """The user consented: open a verification at the vendor."""
+    if request.status != R.PENDING or request.expires_at <= now:
+        raise SessionError("This request is no longer open.")
+    existing = VerificationSession.objects.filter(request=request).first()
+    if existing:
+        return existing
+    vendor = get_vendor(settings.IDBROKER_VENDOR)
+    try:
+        session = VerificationSession.objects.create(
+            request=request, vendor=vendor.name, created_at=now, abandon_at=now + settings.IDBROKER_ABANDONED_TTL
+        )
+    except IntegrityError:  # a double click raced us to it
+        return VerificationSession.objects.get(request=request)
+    # The vendor sees only our random session id: no name, no provider, nothing personal (SPEC 5).
+    started = vendor.start(reference=session.id, return_url=f"{settings.PUBLIC_URL}/verify/return",
+                           idempotency_key=f"start-{session.id}")
+    VerificationSession.objects.filter(pk=session.pk).update(vendor_session_id=started.vendor_session_id)
+    session.vendor_session_id = started.vendor_session_id
+    return session
+
+
+def required_kinds(session: VerificationSession) -> tuple[EvidenceKind, ...]:
+    vendor = get_vendor(session.vendor)
+    return vendor.evidence_kinds if vendor.capture_mode == CaptureMode.BROKER_HOSTED else ()
+
+
+def evidence_store(*, session: VerificationSession, kind: EvidenceKind, fileobj, declared_type: str,
+                   now: datetime) -> Evidence:
+    """Validate, strip, encrypt and store one image. A retake replaces the previous image of that kind."""
+    if session.status != S.STARTED:
+        raise SessionError("Photos can no longer be changed for this verification.")
+    if kind not in required_kinds(session):
+        raise SessionError("This photo is not needed.")
+    clean = sanitize_image(fileobj, declared_type=declared_type)
+    with transaction.atomic():
+        locked = VerificationSession.objects.select_for_update().get(pk=session.pk)
+        if locked.status != S.STARTED:
+            raise SessionError("Photos can no longer be changed for this verification.")
+        if not locked.wrapped_data_key:
+            _, wrapped = crypto.new_data_key()  # fresh per verification (and per attempt after a retry)
+            locked.wrapped_data_key = wrapped
+            locked.save(update_fields=["wrapped_data_key"])
+        for old in Evidence.objects.filter(session=locked, kind=kind):
+            _destroy_one(old)
+        evidence = Evidence(id=f"ev_{secrets.token_urlsafe(12)}", session=locked, kind=kind, mime="image/jpeg",
+                            size=len(clean), stored_at=now, deadline=now + settings.IDBROKER_EVIDENCE_TTL)
+        key = crypto.unwrap_data_key(locked.wrapped_data_key)
+        path = evidence_path(evidence)
+        crypto.encrypt_to_file(key, path, (clean[i:i + crypto.CHUNK] for i in range(0, len(clean), crypto.CHUNK)),
+                               _aad(evidence))
+        try:
+            evidence.save(force_insert=True)
+        except Exception:
+            crypto.shred_file(path)
+            raise
+        audit_record(event="evidence.stored", session=locked.id, evidence=evidence.id, now=now)
+    return evidence
+
+
+def evidence_read(evidence: Evidence) -> bytes:
+    key = crypto.unwrap_data_key(VerificationSession.objects.values_list("wrapped_data_key", flat=True)
+                                 .get(pk=evidence.session_id))
+    return crypto.decrypt_file(key, evidence_path(evidence), _aad(evidence))
+
+
+def _destroy_one(evidence: Evidence) -> None:
+    crypto.shred_file(evidence_path(evidence))
+    Evidence.objects.filter(pk=evidence.pk).delete()
+
+
+def evidence_destroy(*, session_id: str, now: datetime, reason: str) -> int:
+    """Crypto-shred a session's evidence: files, rows and the data key. Idempotent and safe to race."""
+    with transaction.atomic():
+        rows = list(Evidence.objects.select_for_update().filter(session_id=session_id))
+        for evidence in rows:
+            _destroy_one(evidence)
+        shredded = VerificationSession.objects.filter(pk=session_id, wrapped_data_key__isnull=False).update(
+            wrapped_data_key=None
+        )
+        if rows or shredded:
+            audit_record(event="evidence.destroyed", session=session_id, reason=reason, count=str(len(rows)), now=now)
+    folder = settings.IDBROKER_EVIDENCE_DIR / session_id
+    if folder.is_dir() and not any(folder.iterdir()):
+        folder.rmdir()
+    return len(rows)
+
+
+def session_submit(*, session: VerificationSession, scenario: str | None = None, now: datetime) -> None:
+    """All photos are in: hand the verification to the vendor, asynchronously."""
+    from . import tasks
+
+    missing = set(required_kinds(session)) - set(Evidence.objects.filter(session=session).values_list("kind", flat=True))
+    if missing:
+        raise SessionError("Some photos are still missing.")
+    if scenario:
+        get_vendor(session.vendor).simulate(vendor_session_id=session.vendor_session_id, scenario=scenario)
+    with transaction.atomic():
+        if not _transition(session.pk, S.SUBMITTED, submitted_at=now, retry_hint=""):
+            raise SessionError("This verification was already submitted.")
+        attestation_services.request_transition(request_id=session.request_id, to=R.PROCESSING, now=now)
+        transaction.on_commit(lambda: tasks.submit_session.delay(session.pk))
+
+
+# --- Vendor processing (run by tasks) --------------------------------------------------------------------------
+
+
+def session_process(*, session_id: str, now: datetime) -> str:
+    """Claim a submitted session, upload its evidence and submit it at the vendor, then look for a result."""
+    if not _transition(session_id, S.PROCESSING, next_poll_at=now):
+        return "not_claimed"
+    session = VerificationSession.objects.get(pk=session_id)
+    vendor = get_vendor(session.vendor)
+    try:
+        if vendor.capture_mode == CaptureMode.BROKER_HOSTED:
+            for evidence in Evidence.objects.filter(session=session).order_by("kind"):
+                vendor.upload(vendor_session_id=session.vendor_session_id, kind=EvidenceKind(evidence.kind),
+                              data=evidence_read(evidence), mime=evidence.mime)
+            vendor.submit(vendor_session_id=session.vendor_session_id)
+    except VendorError as exc:
+        if exc.permanent:
+            return _fail(session, now=now, code=exc.code)
+        # Let the task retry: put the claim back so the retry can take it again.
+        VerificationSession.objects.filter(pk=session_id, status=S.PROCESSING).update(status=S.SUBMITTED)
+        raise
+    audit_record(event="vendor.submitted", session=session.id, now=now)
+    return result_fetch(session_id=session_id, now=now)
+
+
+def result_fetch(*, session_id: str, now: datetime) -> str:
+    session = VerificationSession.objects.filter(pk=session_id, status__in=(S.PROCESSING, S.IN_REVIEW)).first()
+    if session is None:
+        return "not_active"
+    try:
+        result = get_vendor(session.vendor).fetch_result(vendor_session_id=session.vendor_session_id)
+    except VendorError as exc:
+        if exc.permanent:
+            return _fail(session, now=now, code=exc.code)
+        raise
+    return result_apply(session=session, result=result, now=now)
+
+
+def _next_poll(now: datetime) -> datetime:
+    return now + timedelta(seconds=settings.IDBROKER_RESULT_POLL_SECONDS)
+
+
+def result_apply(*, session: VerificationSession, result: Result, now: datetime) -> str:
+    outcome = result.outcome
+    if outcome == Outcome.PENDING:
+        VerificationSession.objects.filter(pk=session.pk, status__in=(S.PROCESSING, S.IN_REVIEW)).update(
+            next_poll_at=_next_poll(now)
+        )
+        return "pending"
+    if outcome == Outcome.NEEDS_REVIEW:
+        # The vendor holds what it needs for the review; our copy goes now.
+        if _transition(session.pk, S.IN_REVIEW, next_poll_at=_next_poll(now)):
+            evidence_destroy(session_id=session.pk, now=now, reason="decided")
+        return "in_review"
+    if outcome == Outcome.RETRY:
+        return _retry(session, result, now=now)
+    if outcome == Outcome.APPROVED and result.facts is not None:
+        return _approve(session, result, now=now)
+    if outcome == Outcome.EXPIRED:
+        return session_expire(session_id=session.pk, now=now, reason="vendor_expired")
+    if outcome in (Outcome.DECLINED, Outcome.APPROVED):  # approved without facts cannot answer anything
+        return _finish(session, S.DECLINED, R.DECLINED, now=now)
+    return _fail(session, now=now, code="vendor_error")
+
+
+def _retry(session: VerificationSession, result: Result, *, now: datetime) -> str:
+    if session.attempts >= settings.IDBROKER_MAX_ATTEMPTS:
+        return _finish(session, S.DECLINED, R.DECLINED, now=now)
+    hint = str(result.retry_hint or "other")
+    with transaction.atomic():
+        if not VerificationSession.objects.filter(pk=session.pk, status__in=TRANSITIONS[S.STARTED]).update(
+            status=S.STARTED, retry_hint=hint, attempts=session.attempts + 1, submitted_at=None, next_poll_at=None,
+            abandon_at=now + settings.IDBROKER_ABANDONED_TTL,
+        ):
+            return "not_active"
+        attestation_services.request_transition(request_id=session.request_id, to=R.PENDING, now=now,
+                                                allowed_from=[R.PROCESSING])
+    evidence_destroy(session_id=session.pk, now=now, reason="decided")
+    audit_record(event="vendor.decided", session=session.pk, outcome="retry", now=now)
+    return "retry"
+
+
+def _approve(session: VerificationSession, result: Result, *, now: datetime) -> str:
+    vendor_facts = result.facts
+    facts = StoredFacts(
+        date_of_birth=vendor_facts.date_of_birth, nationality=vendor_facts.nationality,
+        issuing_country=vendor_facts.issuing_country, document_type=vendor_facts.document_type,
+        document_expiry=vendor_facts.document_expiry, document_authentic=result.document_authentic,
+        liveness=result.liveness, face_match=result.face_match,
+    )
+    # SPEC 3.5: keep facts for the validity period, never past the document's expiry.
+    expires = now + settings.IDBROKER_FACTS_VALIDITY
+    if facts.document_expiry is not None:
+        expires = min(expires, datetime.combine(facts.document_expiry + timedelta(days=1), datetime.min.time(),
+                                                tzinfo=now.tzinfo))
+    month = now.strftime("%Y-%m")
+    with transaction.atomic():
+        if not _transition(session.pk, S.APPROVED, decided_at=now, next_poll_at=None):
+            return "not_active"
+        sealed, wrapped = crypto.seal(json.dumps(facts.to_json()).encode(), purpose="facts",
+                                      aad=session.subject.encode())
+        FactRecord.objects.create(session=session, subject=session.subject, sealed=sealed, wrapped_key=wrapped,
+                                  verified_month=month, created_at=now, expires_at=expires)
+        audit_record(event="vendor.decided", session=session.pk, outcome="approved", now=now)
+        audit_record(event="facts.stored", session=session.pk, now=now)
+        attestation_services.request_complete(request=session.request, subject=session.subject, facts=facts,
+                                              verified_month=month, now=now)
+    _after_decision(session, now=now)
+    return "approved"
+
+
+def _finish(session: VerificationSession, status: str, request_status: str, *, now: datetime) -> str:
+    with transaction.atomic():
+        if not _transition(session.pk, status, decided_at=now, next_poll_at=None):
+            return "not_active"
+        attestation_services.request_transition(request_id=session.request_id, to=request_status, now=now)
+        audit_record(event="vendor.decided", session=session.pk, outcome=status, now=now)
+    _after_decision(session, now=now)
+    return status
+
+
+def _fail(session: VerificationSession, *, now: datetime, code: str) -> str:
+    log.warning("vendor failed permanently", extra={"session": session.pk, "vendor": session.vendor, "code": code})
+    return _finish(session, S.FAILED, R.FAILED, now=now)
+
+
+def _after_decision(session: VerificationSession, *, now: datetime) -> None:
+    from . import tasks
+
+    evidence_destroy(session_id=session.pk, now=now, reason="decided")
+    if session.vendor_session_id:
+        transaction.on_commit(lambda: tasks.delete_vendor_copy.delay(session.pk))
+
+
+def vendor_copy_delete(*, session_id: str, now: datetime) -> str:
+    session = VerificationSession.objects.get(pk=session_id)
+    state = get_vendor(session.vendor).delete(vendor_session_id=session.vendor_session_id)
+    VerificationSession.objects.filter(pk=session_id).update(vendor_deletion=str(state))
+    audit_record(event="vendor.deletion_requested", session=session_id, state=str(state), now=now)
+    return str(state)
+
+
+def session_expire(*, session_id: str, now: datetime, reason: str) -> str:
+    session = VerificationSession.objects.filter(pk=session_id).first()
+    if session is None:
+        return "not_found"
+    with transaction.atomic():
+        if not _transition(session_id, S.EXPIRED, decided_at=now, next_poll_at=None):
+            return "not_active"
+        attestation_services.request_transition(request_id=session.request_id, to=R.EXPIRED, now=now)
+        audit_record(event="request.expired", session=session_id, request=session.request_id, reason=reason, now=now)
+    _after_decision(session, now=now)
+    return "expired"
+
+
+def request_decline(*, request: VerificationRequest, now: datetime) -> None:
+    """The user said no on the consent page: the provider gets `access_denied`, we keep nothing."""
+    if attestation_services.request_transition(request_id=request.pk, to=R.CANCELED, now=now,
+                                               allowed_from=[R.PENDING]):
+        audit_record(event="request.canceled", request=request.pk, now=now)
+    session = VerificationSession.objects.filter(request=request).first()
+    if session is not None:
+        session_expire(session_id=session.pk, now=now, reason="user_declined")
+
+
+# --- Facts -----------------------------------------------------------------------------------------------------
+
+
+def facts_read(record: FactRecord) -> StoredFacts:
+    plain = crypto.unseal(record.sealed, record.wrapped_key, purpose="facts", aad=record.subject.encode())
+    return StoredFacts.from_json(json.loads(plain))
+
+
+def facts_destroy(*, record_id: int, now: datetime) -> bool:
+    if FactRecord.objects.filter(pk=record_id, destroyed_at__isnull=True).update(sealed=None, wrapped_key=None,
+                                                                                 destroyed_at=now):
+        session_id = FactRecord.objects.values_list("session_id", flat=True).get(pk=record_id)
+        audit_record(event="facts.destroyed", session=session_id, now=now)
+        return True
+    return False
+
+
+# --- Sweepers --------------------------------------------------------------------------------------------------
+
+
+def purge_expired(*, now: datetime, batch: int = 500) -> dict[str, int]:
+    """Destroy everything past its deadline, even if the task that should have done it was lost (SPEC 3.1).
+
+    Safe to run concurrently: rows are claimed with SKIP LOCKED where the database supports it, and every
+    destroy step is itself idempotent.
+    """
+    counts = {"evidence": 0, "abandoned": 0, "requests": 0, "facts": 0}
+    overdue = (Evidence.objects.filter(deadline__lte=now).values_list("session_id", flat=True)
+               .distinct()[:batch])
+    for session_id in list(overdue):
+        counts["evidence"] += evidence_destroy(session_id=session_id, now=now, reason="deadline")
+    abandoned = VerificationSession.objects.filter(status=S.STARTED, abandon_at__lte=now).values_list("pk", flat=True)
+    for session_id in list(abandoned[:batch]):
+        counts["abandoned"] += session_expire(session_id=session_id, now=now, reason="abandoned") == "expired"
+    stale = VerificationRequest.objects.filter(status=R.PENDING, expires_at__lte=now, session__isnull=True)
+    for request_id in list(stale.values_list("pk", flat=True)[:batch]):
+        if attestation_services.request_transition(request_id=request_id, to=R.EXPIRED, now=now,
+                                                   allowed_from=[R.PENDING]):
+            counts["requests"] += 1
+            audit_record(event="request.expired", request=request_id, reason="unused", now=now)
+    for record_id in list(FactRecord.objects.filter(expires_at__lte=now, destroyed_at__isnull=True)
+                          .values_list("pk", flat=True)[:batch]):
+        counts["facts"] += facts_destroy(record_id=record_id, now=now)
+    if any(counts.values()):
+        log.info("purge", extra={"event": "purge", "count": json.dumps(counts)})
+    return counts
+
+
+def poll_due(*, now: datetime, batch: int = 200) -> list[str]:
+    """Sessions whose result should be looked at again: claim each by moving `next_poll_at` forward."""
+    due = []
+    candidates = VerificationSession.objects.filter(status__in=(S.PROCESSING, S.IN_REVIEW), next_poll_at__lte=now)
+    for session_id, next_poll in candidates.values_list("pk", "next_poll_at")[:batch]:
+        if VerificationSession.objects.filter(pk=session_id, next_poll_at=next_poll).update(next_poll_at=_next_poll(now)):
+            due.append(session_id)
+    return due
+
+
+def submitted_stuck(*, now: datetime, older_than: timedelta = timedelta(minutes=2)) -> list[str]:
+    """Submitted sessions whose submit task was lost (broker restart): the caller enqueues them again."""
+    return list(VerificationSession.objects.filter(status=S.SUBMITTED, submitted_at__lte=now - older_than)
+                .values_list("pk", flat=True)[:200])
+
+
+def session_nudge(*, session: VerificationSession, now: datetime) -> bool:
+    """The waiting page asked for news: fetch the result now if one is due (rate-limited by `next_poll_at`)."""
+    from . import tasks
+
+    if session.status not in (S.PROCESSING, S.IN_REVIEW) or not session.next_poll_at or session.next_poll_at > now:
+        return False
+    if VerificationSession.objects.filter(pk=session.pk, next_poll_at=session.next_poll_at).update(
+        next_poll_at=now + timedelta(seconds=1)
+    ):
+        transaction.on_commit(lambda: tasks.fetch_result.delay(session.pk))
+        return True
+    return False
+
+
+# --- Inbound vendor webhooks -----------------------------------------------------------------------------------
+
+
+def webhook_receive(*, vendor_name: str, headers: dict[str, str], body: bytes, now: datetime) -> str:
+    """Authenticate (raises WebhookRejected), dedupe, and nudge a re-fetch. The body's claims are never trusted."""
+    from . import tasks
+
+    event = get_vendor(vendor_name).verify_webhook(headers=headers, body=body, now=now)
+    try:
+        with transaction.atomic():
+            VendorEvent.objects.create(vendor=vendor_name, dedupe_key=event.dedupe_key[:200], received_at=now)
+    except IntegrityError:
+        return "duplicate"
+    session_id = (VerificationSession.objects.filter(vendor=vendor_name, vendor_session_id=event.vendor_session_id)
+                  .values_list("pk", flat=True).first())
+    if session_id is None:
+        return "unknown_session"
+    transaction.on_commit(lambda: tasks.fetch_result.delay(session_id))
+    return "accepted"

@@ -1,0 +1,279 @@
+"""The user's journey in the browser (SPEC 2.2), and the inbound vendor webhook.
+
+The link in the provider's redirect (`/verify/<secret>`) works once: opening it binds the request to this browser's
+session and the secret is never accepted again from another browser. Every later step finds its request through
+the session cookie, so no bearer secret sits in page URLs, history or Referer headers.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from django.http import HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from attestations import services as attestation_services
+from attestations.models import VerificationRequest
+from attestations.policies import describe_claim
+from broker.errors import BrokerError
+
+from . import services
+from .images import ImageRejected
+from .models import Evidence, VerificationSession
+from .vendors.base import EvidenceKind, UnknownVendor, WebhookRejected, get_vendor
+
+log = logging.getLogger(__name__)
+SESSION_KEY = "idb_request"
+S = VerificationSession.Status
+MAX_WEBHOOK_BYTES = 256 * 1024
+
+RETRY_HINTS = {
+    "blurry": "Your photo was blurry. Hold still, use good light and make sure the text on your ID is sharp.",
+    "glare": "There was glare on your ID. Tilt it away from the light and try again.",
+    "document_not_visible": "We could not see your whole ID. Make sure all four corners are in the picture.",
+    "face_not_visible": "We could not see your face clearly. Face the camera in good light.",
+    "other": "The photos could not be checked. Please take them again.",
+}
+
+
+def _error(request, status: int, title: str, message: str, *, next_url: str = "", next_label: str = ""):
+    return render(request, "verification/error.html",
+                  {"title": title, "message": message, "next_url": next_url, "next_label": next_label}, status=status)
+
+
+def _current(request) -> VerificationRequest | None:
+    request_id = request.session.get(SESSION_KEY)
+    if not request_id:
+        return None
+    return VerificationRequest.objects.select_related("provider__policy").filter(pk=request_id).first()
+
+
+def _no_journey(request):
+    return _error(request, 404, "No verification in progress",
+                  "Open the link you were given by the service that asked you to verify. "
+                  "If it was already used in another browser, ask that service to start again.")
+
+
+def _session_of(vr: VerificationRequest) -> VerificationSession | None:
+    return VerificationSession.objects.filter(request=vr).first()
+
+
+def _step_url(vr: VerificationRequest) -> str:
+    """Where this journey stands now."""
+    session = _session_of(vr)
+    if vr.status in (VerificationRequest.Status.CANCELED, VerificationRequest.Status.EXPIRED) or (
+        session and session.status in services.TERMINAL
+    ) or vr.status == VerificationRequest.Status.COMPLETED:
+        return reverse("verify-result")
+    if session is None:
+        return reverse("verify-consent")
+    if session.status == S.STARTED:
+        have = set(Evidence.objects.filter(session=session).values_list("kind", flat=True))
+        if EvidenceKind.DOCUMENT_FRONT not in have or session.retry_hint:
+            return reverse("verify-document")
+        return reverse("verify-selfie")
+    return reverse("verify-waiting")
+
+
+@require_GET
+def open_link(request, link: str):
+    now = timezone.now()
+    try:
+        vr = attestation_services.request_by_link(link, now=now)
+    except attestation_services.LinkExpired:
+        return _error(request, 410, "This link has expired",
+                      "Verification links work for a limited time. Go back to the service that sent you and start again.")
+    except attestation_services.LinkInvalid:
+        return _error(request, 404, "This link is not valid",
+                      "Check that you copied the whole link, or go back to the service that sent you.")
+    if request.session.get(SESSION_KEY) == vr.pk:
+        return redirect(_step_url(vr))
+    # First opening wins; a replay from another browser is refused (compare-and-swap on link_opened_at).
+    if not VerificationRequest.objects.filter(pk=vr.pk, link_opened_at__isnull=True).update(link_opened_at=now):
+        return _error(request, 410, "This link was already used",
+                      "For your privacy a verification link works in one browser only. "
+                      "Go back to the service that sent you to get a new one.")
+    request.session.cycle_key()
+    request.session[SESSION_KEY] = vr.pk
+    return redirect(_step_url(vr))
+
+
+@require_GET
+def resume(request):
+    vr = _current(request)
+    return redirect(_step_url(vr)) if vr else _no_journey(request)
+
+
+@require_http_methods(["GET", "POST"])
+def consent(request):
+    vr = _current(request)
+    if vr is None:
+        return _no_journey(request)
+    now = timezone.now()
+    if request.method == "POST" and vr.status == VerificationRequest.Status.PENDING and not _session_of(vr):
+        if request.POST.get("action") == "decline":
+            services.request_decline(request=vr, now=now)
+            return redirect(reverse("verify-result"))
+        try:
+            services.session_start(request=vr, now=now)
+        except services.SessionError as exc:
+            return _error(request, 409, "This request is closed", exc.detail)
+        return redirect(_step_url(vr))
+    if _session_of(vr) or vr.status != VerificationRequest.Status.PENDING:
+        return redirect(_step_url(vr))
+    policy = vr.provider.policy
+    return render(request, "verification/consent.html", {
+        "vr": vr, "provider": vr.provider,
+        "claims": [describe_claim(c, policy) for c in vr.claims],
+        "evidence_minutes": int(services.settings.IDBROKER_EVIDENCE_TTL.total_seconds() // 60),
+    })
+
+
+def _capture(request, kind: EvidenceKind, template_step: str):
+    vr = _current(request)
+    if vr is None:
+        return _no_journey(request)
+    session = _session_of(vr)
+    if session is None or session.status != S.STARTED:
+        return redirect(_step_url(vr))
+    now = timezone.now()
+    error = None
+    status = 200
+    if request.method == "POST":
+        upload = request.FILES.get("photo")
+        if getattr(request, "upload_too_large", False):
+            error, status = f"This file is larger than {services.settings.IDBROKER_MAX_UPLOAD_BYTES // (1024 * 1024)} MB. Please choose a smaller photo.", 413
+        elif upload is None:
+            error, status = "Please take a photo or choose a file.", 400
+        else:
+            try:
+                services.evidence_store(session=session, kind=kind, fileobj=upload,
+                                        declared_type=upload.content_type or "", now=now)
+            except ImageRejected as exc:
+                error, status = exc.detail, 415 if exc.code == "unsupported_type" else 400
+            except services.SessionError:
+                return redirect(_step_url(vr))
+            else:
+                if kind == EvidenceKind.DOCUMENT_FRONT:
+                    if session.retry_hint:
+                        VerificationSession.objects.filter(pk=session.pk).update(retry_hint="")
+                    return redirect(reverse("verify-selfie"))
+                try:
+                    services.session_submit(session=session, scenario=request.POST.get("dev_scenario") or None,
+                                            now=now)
+                except BrokerError:
+                    pass  # already submitted (double click) or a photo went missing: the next step says which
+                return redirect(_step_url(vr))
+    vendor = get_vendor(session.vendor)
+    return render(request, "verification/capture.html", {
+        "vr": vr, "provider": vr.provider, "step": template_step, "kind": str(kind), "error": error,
+        "retry_message": RETRY_HINTS.get(session.retry_hint) if kind == EvidenceKind.DOCUMENT_FRONT else None,
+        "scenarios": vendor.scenarios() if kind == EvidenceKind.SELFIE else {},
+        "max_mb": services.settings.IDBROKER_MAX_UPLOAD_BYTES // (1024 * 1024),
+    }, status=status)
+
+
+@require_http_methods(["GET", "POST"])
+def document(request):
+    return _capture(request, EvidenceKind.DOCUMENT_FRONT, "document")
+
+
+@require_http_methods(["GET", "POST"])
+def selfie(request):
+    return _capture(request, EvidenceKind.SELFIE, "selfie")
+
+
+@require_GET
+def waiting(request):
+    vr = _current(request)
+    if vr is None:
+        return _no_journey(request)
+    target = _step_url(vr)
+    if target != reverse("verify-waiting"):
+        return redirect(target)
+    session = _session_of(vr)
+    return render(request, "verification/waiting.html", {"vr": vr, "provider": vr.provider,
+                                                         "in_review": session.status == S.IN_REVIEW})
+
+
+@require_GET
+def status(request):
+    """Polled by the waiting page. Also nudges a result fetch when one is due, so a decision shows up even
+    without a webhook or beat running."""
+    vr = _current(request)
+    if vr is None:
+        return JsonResponse({"state": "gone"}, status=404)
+    session = _session_of(vr)
+    if session is not None:
+        services.session_nudge(session=session, now=timezone.now())
+        vr.refresh_from_db()
+    target = _step_url(vr)
+    return JsonResponse({"state": "waiting" if target == reverse("verify-waiting") else "done", "next": target})
+
+
+@require_GET
+def result(request):
+    vr = _current(request)
+    if vr is None:
+        return _no_journey(request)
+    target = _step_url(vr)
+    if target != reverse("verify-result"):
+        return redirect(target)
+    session = _session_of(vr)
+    R = VerificationRequest.Status
+    if vr.status == R.CANCELED:
+        outcome = "canceled"
+        back = attestation_services.return_url_for(vr, error="access_denied")
+    elif vr.status == R.COMPLETED:
+        outcome = "approved"
+        back = attestation_services.return_url_for(vr)
+    elif vr.status == R.EXPIRED or (session and session.status == S.EXPIRED):
+        outcome = "expired"
+        back = attestation_services.return_url_for(vr, error="expired")
+    elif vr.status == R.FAILED:
+        outcome = "failed"
+        back = attestation_services.return_url_for(vr, error="temporarily_unavailable")
+    else:
+        outcome = "declined"
+        back = attestation_services.return_url_for(vr, error="verification_declined")
+    return render(request, "verification/result.html", {
+        "vr": vr, "provider": vr.provider, "outcome": outcome, "back": back,
+        "claims": [describe_claim(c, vr.provider.policy) for c in vr.claims],
+    })
+
+
+@csrf_exempt
+@require_POST
+def vendor_webhook(request, vendor: str):
+    """Inbound vendor webhook: authenticated on the raw body (never `request.POST`), answered fast."""
+    if int(request.META.get("CONTENT_LENGTH") or 0) > MAX_WEBHOOK_BYTES:
+        return JsonResponse({"code": "too_large"}, status=413)
+    try:
+        outcome = services.webhook_receive(
+            vendor_name=vendor, headers={k.lower(): v for k, v in request.headers.items()}, body=request.body,
+            now=timezone.now(),
+        )
+    except UnknownVendor:
+        return JsonResponse({"code": "unknown_vendor"}, status=404)
+    except WebhookRejected as exc:
+        log.warning("webhook rejected", extra={"vendor": vendor, "code": exc.code})
+        return JsonResponse({"code": exc.code}, status=401 if exc.code != "malformed_body" else 400)
+    return JsonResponse({"status": outcome}, status=200)
+
+
+def csrf_failure(request, reason=""):
+    return _error(request, 403, "Please try again",
+                  "Your session may have expired or the page was open too long. Go back and try again.")
+
+
+def page_not_found(request, exception=None):
+    return _error(request, 404, "Page not found", "There is nothing at this address.")
+
+
+def server_error(request):
+    return HttpResponse("Something went wrong on our side. Nothing was shared. Please try again later.",
+                        status=500, content_type="text/plain")

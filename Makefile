@@ -77,7 +77,7 @@ run-prod-like: install prod-env
 	  $(BIN)/python manage.py collectstatic --noinput -v0 && $(BIN)/python manage.py load_demo && \
 	  $(BIN)/python manage.py check --deploy --fail-level ERROR && \
 	  { $(BIN)/celery -A broker worker -l info --concurrency 2 & $(BIN)/celery -A broker beat -l info -s var/celerybeat-schedule & \
-	    $(BIN)/gunicorn broker.wsgi -b $(HOST):$(PORT) -w 2 --access-logfile - ; kill %1 %2; }
+	    $(BIN)/gunicorn broker.wsgi -b $(HOST):$(PORT) -w 2 ; kill %1 %2; }
 
 clean:
 	rm -rf $(VENV) var staticfiles .pytest_cache

@@ -169,6 +169,11 @@ def return_url_for(request: VerificationRequest, *, error: str | None = None) ->
 # --- Attestations ----------------------------------------------------------------------------------------------
 
 
+def vct() -> str:
+    """The credential type (SD-JWT VC `vct`)."""
+    return settings.IDBROKER_VCT or f"{settings.PUBLIC_URL}/vct/attestation/v1"
+
+
 def pairwise_sub(subject: str, client_id: str) -> str:
     """SPEC 3.4: a keyed hash of (user, provider). Two providers cannot join their records through `sub`."""
     digest = bytes.fromhex(crypto.keyed_hash("pairwise-sub", subject, client_id))
@@ -187,7 +192,8 @@ def request_complete(
 ) -> str | None:
     """Answer the request from the facts: sign exactly the requested predicates. Returns the token, or None if
     the request was already finished (compare-and-swap lost)."""
-    locked = VerificationRequest.objects.select_for_update().select_related("provider__policy").get(pk=request.pk)
+    locked = (VerificationRequest.objects.select_for_update(of=("self",)).select_related("provider__policy")
+              .get(pk=request.pk))
     if locked.status in VerificationRequest.TERMINAL:
         return None
     provider = locked.provider
@@ -197,7 +203,7 @@ def request_complete(
     jti = secrets.token_urlsafe(16)
     payload = {
         "iss": settings.PUBLIC_URL,
-        "vct": settings.IDBROKER_VCT,
+        "vct": vct(),
         "sub": pairwise_sub(subject, provider.client_id),
         "aud": provider.client_id,
         "iat": int(issued.timestamp()),

@@ -8,6 +8,7 @@ from django.http import JsonResponse
 from django.views.decorators.http import require_GET
 
 from . import policies, signing
+from .services import vct
 
 
 @require_GET
@@ -24,7 +25,7 @@ def issuer_metadata(request):
     response = JsonResponse({
         "issuer": base,
         "jwks_uri": f"{base}/.well-known/jwks.json",
-        "credential_type": settings.IDBROKER_VCT,
+        "credential_type": vct(),
         "token_type": signing.TOKEN_TYPE,
         "signing_alg_values_supported": sorted(signing.ALGORITHMS),
         "claims_supported": policies.supported_claims(),

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from datetime import UTC, datetime
 
-ALLOWED_FIELDS = ("event", "session", "request", "provider", "vendor", "status", "code", "count", "task", "kid")
+ALLOWED_FIELDS = ("event", "session", "vr", "provider", "vendor", "status_code", "code", "count", "task", "kid")
+# Verification links carry a one-time bearer secret in the path; log lines that quote a path get it masked.
+LINK_SECRET = re.compile(r"/verify/(?!consent|document|selfie|waiting|status|result)[A-Za-z0-9_-]{16,}")
 
 
 class JsonFormatter(logging.Formatter):
@@ -20,7 +23,7 @@ class JsonFormatter(logging.Formatter):
             "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname,
             "logger": record.name,
-            "msg": record.getMessage(),
+            "msg": LINK_SECRET.sub("/verify/[link]", record.getMessage()),
         }
         for name in ALLOWED_FIELDS:
             value = getattr(record, name, None)

@@ -136,7 +136,9 @@ SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0 if DEBUG else 315
 SECURE_HSTS_INCLUDE_SUBDOMAINS = not DEBUG
 SECURE_HSTS_PRELOAD = not DEBUG
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env.bool("BEHIND_PROXY", default=False) else None
-SECURE_REFERRER_POLICY = "no-referrer"  # verification links carry a bearer token in the path
+# Not "no-referrer": Chromium then sends `Origin: null` on form POSTs, which CSRF protection rightly refuses.
+# "same-origin" still keeps the verification link (a bearer secret in the path) from leaking to other sites.
+SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 SILENCED_SYSTEM_CHECKS = env.list("SILENCED_SYSTEM_CHECKS", default=[])
 
@@ -171,7 +173,7 @@ IDBROKER_SIGNING_ALG = env.str("IDBROKER_SIGNING_ALG", default="ES256")
 IDBROKER_ATTESTATION_TTL = timedelta(seconds=env.int("IDBROKER_ATTESTATION_TTL_SECONDS", default=15 * 60))
 IDBROKER_ATTESTATION_MAX_TTL = timedelta(days=30)
 IDBROKER_AGE_THRESHOLDS = tuple(sorted(env.list("IDBROKER_AGE_THRESHOLDS", cast=int, default=[13, 16, 18, 21, 25])))
-IDBROKER_VCT = env.str("IDBROKER_VCT", default=f"{PUBLIC_URL}/vct/attestation/v1")
+IDBROKER_VCT = env.str("IDBROKER_VCT", default="")  # empty: <public URL>/vct/attestation/v1
 
 # --- Evidence storage and vendors (SPEC 5) ---------------------------------------------------------------------
 IDBROKER_EVIDENCE_DIR = Path(env.str("IDBROKER_EVIDENCE_DIR", default=str(VAR_DIR / "evidence")))
@@ -230,5 +232,7 @@ LOGGING = {
     "loggers": {
         "django.server": {"level": "INFO"},
         "django.request": {"level": "ERROR"},
+        # Pillow's debug output quotes image metadata (EXIF text, PNG chunks): evidence. Never below WARNING.
+        "PIL": {"level": "WARNING"},
     },
 }

@@ -60,8 +60,9 @@ def back(request):
         token = found["attestation"]
         try:
             jwks = fetch_json(f"{settings.PUBLIC_URL}/.well-known/jwks.json")
-            context["claims"] = verify(token, issuer=settings.PUBLIC_URL, audience=creds["client_id"], jwks=jwks,
+            claims = verify(token, issuer=settings.PUBLIC_URL, audience=creds["client_id"], jwks=jwks,
                                        nonce=request.session.get("demo_nonce"))
+            context["claims"] = {k: json.dumps(v) for k, v in claims.items()}
             context["verified"] = True
         except VerificationFailed as exc:
             context["problem"] = f"Offline verification failed: {exc}"

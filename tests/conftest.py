@@ -1,5 +1,6 @@
 import os
 import socket
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
@@ -52,6 +53,13 @@ def now():
 
 
 @pytest.fixture
+def public_url(live_server, settings):
+    """Make the broker's public URL the live server's, so links, `iss` and the demo provider line up."""
+    settings.PUBLIC_URL = live_server.url
+    return live_server.url
+
+
+@pytest.fixture
 def signing_key(db, now):
     return signing_key_create(now=now)
 
@@ -83,3 +91,62 @@ def acme(db, policy, now):
 def globex(db, policy, now):
     provider = GlobexFactory(policy=policy)
     return ProviderHandle(provider, attestation_services.api_key_create(provider=provider, now=now))
+
+
+# --- Services pass: a real Celery worker process against the test PostgreSQL database and Redis ------------------
+
+
+@pytest.fixture(scope="session")
+def celery_worker_process(django_db_setup, live_server, tmp_path_factory, request):
+    """Start `celery worker` as a separate process on the test database; yield its log path.
+
+    The worker signs attestations, so it gets the live server's URL as its issuer (tests set PUBLIC_URL to match).
+    """
+    import subprocess
+    import sys
+    import time
+
+    from django.db import connection
+
+    if request.config.services_missing or connection.vendor != "postgresql" or not os.environ.get("CELERY_BROKER_URL"):
+        reason = request.config.services_missing or "DATABASE_URL is not PostgreSQL"
+        if IN_CI:
+            pytest.fail(f"services pass needs PostgreSQL, Redis and a worker: {reason}")
+        pytest.skip(reason)
+    import redis
+
+    broker_url = os.environ["CELERY_BROKER_URL"]
+    redis.Redis.from_url(broker_url).flushdb()  # this pass owns its Redis database index
+    db = connection.settings_dict
+    env = dict(os.environ)
+    env["DATABASE_URL"] = f"postgres://{db['USER'] or 'postgres'}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+    env["IDBROKER_PUBLIC_URL"] = live_server.url
+    log_path = tmp_path_factory.mktemp("worker") / "worker.log"
+    log = open(log_path, "w")  # noqa: SIM115 - closed at teardown
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "broker", "worker", "-P", "solo", "-l", "info",
+         "--without-gossip", "--without-mingle", "--without-heartbeat", "-n", "test@%h"],
+        env=env, stdout=log, stderr=subprocess.STDOUT,
+    )
+    from broker.celery import app
+
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"celery worker exited: {log_path.read_text()[-2000:]}")
+        if app.control.ping(timeout=0.5):
+            break
+    else:
+        proc.terminate()
+        pytest.fail("celery worker did not answer ping within 60 s")
+    yield log_path
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    log.close()
+    artifacts = Path(__file__).resolve().parent.parent / "test-artifacts"
+    artifacts.mkdir(exist_ok=True)
+    (artifacts / "celery-worker.log").write_text(log_path.read_text())
+

@@ -149,9 +149,10 @@ def evidence_destroy(*, session_id: str, now: datetime, reason: str) -> int:
         )
         if rows or shredded:
             audit_record(event="evidence.destroyed", session=session_id, reason=reason, count=str(len(rows)), now=now)
-    folder = settings.IDBROKER_EVIDENCE_DIR / session_id
-    if folder.is_dir() and not any(folder.iterdir()):
-        folder.rmdir()
+    try:
+        (settings.IDBROKER_EVIDENCE_DIR / session_id).rmdir()  # only succeeds once empty
+    except OSError:
+        pass  # absent (a concurrent sweeper removed it) or a new upload landed meanwhile
     return len(rows)
 
 
@@ -359,8 +360,8 @@ def facts_destroy(*, record_id: int, now: datetime) -> bool:
 def purge_expired(*, now: datetime, batch: int = 500) -> dict[str, int]:
     """Destroy everything past its deadline, even if the task that should have done it was lost (SPEC 3.1).
 
-    Safe to run concurrently: rows are claimed with SKIP LOCKED where the database supports it, and every
-    destroy step is itself idempotent.
+    Safe to run concurrently: each destroy locks the rows it deletes (a second sweeper waits, then finds nothing),
+    and every step is a compare-and-swap or an idempotent delete, so nothing is counted or audited twice.
     """
     counts = {"evidence": 0, "abandoned": 0, "requests": 0, "facts": 0}
     overdue = (Evidence.objects.filter(deadline__lte=now).values_list("session_id", flat=True)

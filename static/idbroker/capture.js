@@ -51,7 +51,8 @@
       preview.src = URL.createObjectURL(blob);
       preview.hidden = false;
       stop();
-      status.textContent = "Photo taken. Submit it, or use the camera again to retake.";
+      status.textContent = "Photo taken. Submit it, or retake it with the camera.";
+      startButton.textContent = "Retake with camera";
       form.querySelector("[data-action=submit]").focus();
     }, "image/jpeg", 0.92);
   }

@@ -29,10 +29,17 @@ class RequestOutput(serializers.Serializer):
 
 
 def _request_out(obj: VerificationRequest) -> dict:
-    return RequestOutput({
-        "id": obj.id, "status": obj.status, "claims": obj.claims, "created_at": obj.created_at,
-        "expires_at": obj.expires_at, "completed_at": obj.completed_at, "attestation": obj.token or None,
-    }).data
+    return RequestOutput(
+        {
+            "id": obj.id,
+            "status": obj.status,
+            "claims": obj.claims,
+            "created_at": obj.created_at,
+            "expires_at": obj.expires_at,
+            "completed_at": obj.completed_at,
+            "attestation": obj.token or None,
+        }
+    ).data
 
 
 class VerificationRequestCreateApi(APIView):

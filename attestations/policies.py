@@ -111,7 +111,11 @@ def evaluate(claims: list[str], facts: StoredFacts, *, policy, today: date) -> d
         elif claim == "eligible_jurisdiction":
             if policy is None:
                 raise ValueError("eligible_jurisdiction needs a policy assigned to the provider")
-            out[claim] = {"policy": policy.slug, "version": policy.version, "eligible": jurisdiction_eligible(facts, policy)}
+            out[claim] = {
+                "policy": policy.slug,
+                "version": policy.version,
+                "eligible": jurisdiction_eligible(facts, policy),
+            }
         elif claim == "document_valid":
             out[claim] = document_valid(facts, today)
         elif claim == "verified_human":

@@ -59,15 +59,22 @@ def _validate_redirect_uri(uri: str) -> str:
 def _validate_claims(claims: list[str]) -> list[str]:
     unknown = [c for c in claims if not policies.is_supported_claim(c)]
     if unknown or not claims:
-        raise InvalidClaims(f"unsupported claims: {', '.join(unknown) or '(none given)'}; "
-                            f"supported: {', '.join(policies.supported_claims())}")
+        raise InvalidClaims(
+            f"unsupported claims: {', '.join(unknown) or '(none given)'}; "
+            f"supported: {', '.join(policies.supported_claims())}"
+        )
     return list(dict.fromkeys(claims))  # keep order, drop repeats
 
 
 @transaction.atomic
 def provider_create(
-    *, name: str, redirect_uris: list[str], claims: list[str], policy_slug: str | None = None,
-    client_id: str | None = None, now: datetime,
+    *,
+    name: str,
+    redirect_uris: list[str],
+    claims: list[str],
+    policy_slug: str | None = None,
+    client_id: str | None = None,
+    now: datetime,
 ) -> tuple[Provider, str]:
     """Register a provider and its first API key. Returns the provider and the key, shown this once."""
     claims = _validate_claims(claims)
@@ -79,8 +86,12 @@ def provider_create(
     if "eligible_jurisdiction" in claims and policy is None:
         raise InvalidClaims("eligible_jurisdiction needs --policy")
     provider = Provider.objects.create(
-        name=name, redirect_uris=[_validate_redirect_uri(u) for u in redirect_uris], allowed_claims=claims,
-        policy=policy, created_at=now, **({"client_id": client_id} if client_id else {}),
+        name=name,
+        redirect_uris=[_validate_redirect_uri(u) for u in redirect_uris],
+        allowed_claims=claims,
+        policy=policy,
+        created_at=now,
+        **({"client_id": client_id} if client_id else {}),
     )
     audit_record(event="provider.created", provider=provider.client_id, now=now)
     return provider, api_key_create(provider=provider, now=now)
@@ -89,8 +100,9 @@ def provider_create(
 def api_key_create(*, provider: Provider, label: str = "", now: datetime) -> str:
     lookup = secrets.token_hex(6)
     secret = secrets.token_urlsafe(32)
-    ApiKey.objects.create(provider=provider, lookup=lookup, secret_hash=crypto.keyed_hash("api-key", secret),
-                          label=label, created_at=now)
+    ApiKey.objects.create(
+        provider=provider, lookup=lookup, secret_hash=crypto.keyed_hash("api-key", secret), label=label, created_at=now
+    )
     audit_record(event="api_key.created", provider=provider.client_id, now=now)
     return f"{API_KEY_PREFIX}_{lookup}_{secret}"
 
@@ -131,8 +143,13 @@ def request_create(
         raise InvalidReturnUrl()
     link = secrets.token_urlsafe(32)
     request = VerificationRequest.objects.create(
-        provider=provider, claims=claims, nonce=nonce, return_url=return_url or (provider.redirect_uris or [""])[0],
-        link_hash=crypto.token_hash(link), created_at=now, expires_at=now + settings.IDBROKER_REQUEST_TTL,
+        provider=provider,
+        claims=claims,
+        nonce=nonce,
+        return_url=return_url or (provider.redirect_uris or [""])[0],
+        link_hash=crypto.token_hash(link),
+        created_at=now,
+        expires_at=now + settings.IDBROKER_REQUEST_TTL,
     )
     audit_record(event="request.created", request=request.id, provider=provider.client_id, now=now)
     return request, f"{settings.PUBLIC_URL}/verify/{link}"
@@ -192,8 +209,11 @@ def request_complete(
 ) -> str | None:
     """Answer the request from the facts: sign exactly the requested predicates. Returns the token, or None if
     the request was already finished (compare-and-swap lost)."""
-    locked = (VerificationRequest.objects.select_for_update(of=("self",)).select_related("provider__policy")
-              .get(pk=request.pk))
+    locked = (
+        VerificationRequest.objects.select_for_update(of=("self",))
+        .select_related("provider__policy")
+        .get(pk=request.pk)
+    )
     if locked.status in VerificationRequest.TERMINAL:
         return None
     provider = locked.provider
@@ -216,8 +236,15 @@ def request_complete(
     if locked.nonce:
         payload["nonce"] = locked.nonce
     signed = signing.sign_attestation(payload)
-    Attestation.objects.create(jti=jti, provider=provider, request=locked, claim_names=list(values), kid=signed.kid,
-                               issued_at=now, expires_at=expires)
+    Attestation.objects.create(
+        jti=jti,
+        provider=provider,
+        request=locked,
+        claim_names=list(values),
+        kid=signed.kid,
+        issued_at=now,
+        expires_at=expires,
+    )
     locked.token = signed.token
     locked.status = VerificationRequest.Status.COMPLETED
     locked.completed_at = now

@@ -136,7 +136,11 @@ def verify_attestation(token: str, *, now: datetime) -> dict:
         raise TokenInvalid("unsupported_alg")
     if header.get("typ") != TOKEN_TYPE:
         raise TokenInvalid("wrong_type")
-    row = SigningKey.objects.filter(kid=kid, alg=alg).exclude(status=SigningKey.Status.RETIRED).first() if isinstance(kid, str) else None
+    row = (
+        SigningKey.objects.filter(kid=kid, alg=alg).exclude(status=SigningKey.Status.RETIRED).first()
+        if isinstance(kid, str)
+        else None
+    )
     if row is None:
         raise TokenInvalid("unknown_kid")
     try:

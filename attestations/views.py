@@ -22,16 +22,18 @@ def jwks(request):
 @require_GET
 def issuer_metadata(request):
     base = settings.PUBLIC_URL
-    response = JsonResponse({
-        "issuer": base,
-        "jwks_uri": f"{base}/.well-known/jwks.json",
-        "credential_type": vct(),
-        "token_type": signing.TOKEN_TYPE,
-        "signing_alg_values_supported": sorted(signing.ALGORITHMS),
-        "claims_supported": policies.supported_claims(),
-        "verification_requests_endpoint": f"{base}/api/v1/verification-requests",
-        "check_endpoint": f"{base}/api/v1/attestations/check",
-    })
+    response = JsonResponse(
+        {
+            "issuer": base,
+            "jwks_uri": f"{base}/.well-known/jwks.json",
+            "credential_type": vct(),
+            "token_type": signing.TOKEN_TYPE,
+            "signing_alg_values_supported": sorted(signing.ALGORITHMS),
+            "claims_supported": policies.supported_claims(),
+            "verification_requests_endpoint": f"{base}/api/v1/verification-requests",
+            "check_endpoint": f"{base}/api/v1/attestations/check",
+        }
+    )
     response["Cache-Control"] = "public, max-age=3600"
     return response
 

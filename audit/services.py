@@ -58,7 +58,12 @@ def audit_record(*, event: str, now: datetime | None = None, **refs: str) -> Aud
         try:
             with transaction.atomic():
                 return AuditEvent.objects.create(
-                    seq=seq, event=event, refs=clean, at=at, prev_hash=prev, hash=_entry_hash(prev, seq, event, clean, at)
+                    seq=seq,
+                    event=event,
+                    refs=clean,
+                    at=at,
+                    prev_hash=prev,
+                    hash=_entry_hash(prev, seq, event, clean, at),
                 )
         except IntegrityError:
             continue  # another writer took this position; build on the new head
@@ -75,7 +80,9 @@ class AuditCheck:
 
 def audit_verify() -> AuditCheck:
     prev, expected_seq, count = GENESIS, 1, 0
-    for row in AuditEvent.objects.order_by("seq").values_list("seq", "event", "refs", "at", "prev_hash", "hash").iterator():
+    for row in (
+        AuditEvent.objects.order_by("seq").values_list("seq", "event", "refs", "at", "prev_hash", "hash").iterator()
+    ):
         seq, event, refs, at, prev_hash, digest = row
         count += 1
         if seq != expected_seq:

@@ -8,17 +8,24 @@ from attestations import views as attestation_views
 from verification import views as verification_views
 
 api_v1 = [
-    path("verification-requests", attestation_api.VerificationRequestCreateApi.as_view(),
-         name="api-verification-requests"),
-    path("verification-requests/<str:request_id>", attestation_api.VerificationRequestDetailApi.as_view(),
-         name="api-verification-request"),
+    path(
+        "verification-requests",
+        attestation_api.VerificationRequestCreateApi.as_view(),
+        name="api-verification-requests",
+    ),
+    path(
+        "verification-requests/<str:request_id>",
+        attestation_api.VerificationRequestDetailApi.as_view(),
+        name="api-verification-request",
+    ),
     path("attestations/check", attestation_api.AttestationCheckApi.as_view(), name="api-attestations-check"),
 ]
 
 urlpatterns = [
     path("api/v1/", include(api_v1)),
-    path("api/schema/", SpectacularAPIView.as_view(authentication_classes=[], permission_classes=[]),
-         name="api-schema"),
+    path(
+        "api/schema/", SpectacularAPIView.as_view(authentication_classes=[], permission_classes=[]), name="api-schema"
+    ),
     path(".well-known/jwks.json", attestation_views.jwks, name="jwks"),
     path(".well-known/jwt-vc-issuer", attestation_views.issuer_metadata, name="jwt-vc-issuer"),
     path(".well-known/attestation-issuer", attestation_views.issuer_metadata, name="attestation-issuer"),

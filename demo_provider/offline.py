@@ -22,13 +22,16 @@ class VerificationFailed(Exception):
 
 
 def fetch_json(url: str, *, headers: dict | None = None, data: bytes | None = None, timeout: float = 5.0) -> dict:
-    req = urllib.request.Request(url, data=data, headers={"Accept": "application/json", **(headers or {})})
-    with urllib.request.urlopen(req, timeout=timeout) as response:  # noqa: S310 - the broker's own URL
+    if not url.startswith(("https://", "http://")):
+        raise ValueError("only http(s) URLs")
+    req = urllib.request.Request(url, data=data, headers={"Accept": "application/json", **(headers or {})})  # noqa: S310
+    with urllib.request.urlopen(req, timeout=timeout) as response:  # noqa: S310 - scheme checked above
         return json.loads(response.read())
 
 
-def verify(token: str, *, issuer: str, audience: str, jwks: dict, nonce: str | None = None,
-           now: float | None = None) -> dict:
+def verify(
+    token: str, *, issuer: str, audience: str, jwks: dict, nonce: str | None = None, now: float | None = None
+) -> dict:
     jwt_part, sep, rest = token.partition("~")
     if not sep or rest:
         raise VerificationFailed("not an SD-JWT without disclosures")

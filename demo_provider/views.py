@@ -49,8 +49,9 @@ def back(request):
     creds = _credentials()
     request_id = request.GET.get("verification_request", "")
     if creds is None or request_id != request.session.get("demo_request"):
-        return render(request, "demo/return.html", {"problem": "This return does not match a signup started here."},
-                      status=400)
+        return render(
+            request, "demo/return.html", {"problem": "This return does not match a signup started here."}, status=400
+        )
     try:
         found = _api(f"verification-requests/{request_id}", creds["api_key"])
     except urllib.error.HTTPError as exc:
@@ -60,8 +61,13 @@ def back(request):
         token = found["attestation"]
         try:
             jwks = fetch_json(f"{settings.PUBLIC_URL}/.well-known/jwks.json")
-            claims = verify(token, issuer=settings.PUBLIC_URL, audience=creds["client_id"], jwks=jwks,
-                                       nonce=request.session.get("demo_nonce"))
+            claims = verify(
+                token,
+                issuer=settings.PUBLIC_URL,
+                audience=creds["client_id"],
+                jwks=jwks,
+                nonce=request.session.get("demo_nonce"),
+            )
             context["claims"] = {k: json.dumps(v) for k, v in claims.items()}
             context["verified"] = True
         except VerificationFailed as exc:

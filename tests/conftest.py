@@ -119,14 +119,33 @@ def celery_worker_process(django_db_setup, live_server, tmp_path_factory, reques
     redis.Redis.from_url(broker_url).flushdb()  # this pass owns its Redis database index
     db = connection.settings_dict
     env = dict(os.environ)
-    env["DATABASE_URL"] = f"postgres://{db['USER'] or 'postgres'}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+    env["DATABASE_URL"] = (
+        f"postgres://{db['USER'] or 'postgres'}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+    )
     env["IDBROKER_PUBLIC_URL"] = live_server.url
     log_path = tmp_path_factory.mktemp("worker") / "worker.log"
     log = open(log_path, "w")  # noqa: SIM115 - closed at teardown
     proc = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "broker", "worker", "-P", "solo", "-l", "info",
-         "--without-gossip", "--without-mingle", "--without-heartbeat", "-n", "test@%h"],
-        env=env, stdout=log, stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "broker",
+            "worker",
+            "-P",
+            "solo",
+            "-l",
+            "info",
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+            "-n",
+            "test@%h",
+        ],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     from broker.celery import app
 
@@ -149,4 +168,3 @@ def celery_worker_process(django_db_setup, live_server, tmp_path_factory, reques
     artifacts = Path(__file__).resolve().parent.parent / "test-artifacts"
     artifacts.mkdir(exist_ok=True)
     (artifacts / "celery-worker.log").write_text(log_path.read_text())
-

@@ -39,8 +39,9 @@ def open_and_consent(journey: Journey) -> None:
 
 
 def upload(journey: Journey, step: str, data: bytes, name: str, content_type: str, **extra):
-    response = journey.browser.post(f"/verify/{step}",
-                                    {"photo": SimpleUploadedFile(name, data, content_type=content_type), **extra})
+    response = journey.browser.post(
+        f"/verify/{step}", {"photo": SimpleUploadedFile(name, data, content_type=content_type), **extra}
+    )
     journey.responses.append(response)
     return response
 

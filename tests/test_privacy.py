@@ -11,8 +11,8 @@ import re
 
 import pytest
 from celery.signals import before_task_publish, task_prerun
-from django.contrib.auth import get_user_model
 from django.contrib.admin.sites import site
+from django.contrib.auth import get_user_model
 from django.urls import reverse
 
 from audit.models import AuditEvent
@@ -59,8 +59,10 @@ def test_nothing_personal_leaks_anywhere_after_journeys(acme, signing_key, caplo
 
     # Task arguments: ids only, never bytes or facts.
     invoked = [c for c in task_calls if c[0] != "published"]
-    assert {name for name, *_ in invoked} >= {"verification.tasks.submit_session",
-                                              "verification.tasks.delete_vendor_copy"}
+    assert {name for name, *_ in invoked} >= {
+        "verification.tasks.submit_session",
+        "verification.tasks.delete_vendor_copy",
+    }
     for name, args, kwargs in invoked:
         assert not kwargs and len(args) == 1 and ID_ARG.match(args[0]), (name, args, kwargs)
 
@@ -83,8 +85,9 @@ def test_nothing_personal_leaks_anywhere_after_journeys(acme, signing_key, caplo
             assert "idb_" not in text or "_…" in text  # API keys show their prefix only
 
     # The token: only what was asked, no vendor, no session, no country.
-    token_payload = json.loads(__import__("base64").urlsafe_b64decode(
-        outcomes["approved"]["attestation"].split(".")[1] + "=="))
+    token_payload = json.loads(
+        __import__("base64").urlsafe_b64decode(outcomes["approved"]["attestation"].split(".")[1] + "==")
+    )
     assert_clean(json.dumps(token_payload), "token")
     for value in map(json.dumps, token_payload.values()):
         assert '"DE"' not in value and "dev" not in value and "vs_" not in value

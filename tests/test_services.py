@@ -78,7 +78,7 @@ def test_task_messages_in_redis_carry_ids_only(acme, signing_key, public_url, ce
     assert len(published) >= 2, tap.lines[:20]
     seen_tasks = set()
     for line in published:
-        message = json.loads(line[len("LPUSH celery "):])
+        message = json.loads(line[len("LPUSH celery ") :])
         args, kwargs, _ = json.loads(base64.b64decode(message["body"]))
         seen_tasks.add(message["headers"]["task"])
         assert kwargs == {} and len(args) == 1 and re.fullmatch(r"vs_[A-Za-z0-9_-]{16,}", args[0]), args

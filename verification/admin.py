@@ -20,8 +20,18 @@ class EvidenceInline(admin.TabularInline):
 class VerificationSessionAdmin(admin.ModelAdmin):
     list_display = ("id", "vendor", "status", "attempts", "created_at", "decided_at", "vendor_deletion")
     list_filter = ("status", "vendor", "vendor_deletion")
-    fields = ("id", "request", "vendor", "status", "attempts", "created_at", "submitted_at", "decided_at",
-              "abandon_at", "vendor_deletion")
+    fields = (
+        "id",
+        "request",
+        "vendor",
+        "status",
+        "attempts",
+        "created_at",
+        "submitted_at",
+        "decided_at",
+        "abandon_at",
+        "vendor_deletion",
+    )
     readonly_fields = fields
     inlines = [EvidenceInline]
 

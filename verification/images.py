@@ -43,15 +43,17 @@ def sanitize_image(fileobj, *, declared_type: str = "") -> bytes:
             with Image.open(fileobj) as img:
                 img.load()
                 if min(img.size) < MIN_SIDE:
-                    raise ImageRejected("This photo is too small. Please use a sharper, larger photo.",
-                                        code="image_too_small")
+                    raise ImageRejected(
+                        "This photo is too small. Please use a sharper, larger photo.", code="image_too_small"
+                    )
                 upright = ImageOps.exif_transpose(img)
                 pixels = upright.convert("RGB")
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise ImageRejected("This image is too large to process.", code="image_too_large") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError):
-        raise ImageRejected("This file could not be read as a photo. It may be damaged or not an image.",
-                            code="unreadable_image") from None
+        raise ImageRejected(
+            "This file could not be read as a photo. It may be damaged or not an image.", code="unreadable_image"
+        ) from None
     out = io.BytesIO()
     pixels.save(out, format="JPEG", quality=90, optimize=True)  # no exif=, no icc_profile=: nothing but pixels
     return out.getvalue()

@@ -112,3 +112,6 @@ class VendorEvent(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["vendor", "dedupe_key"], name="vendor_event_once")]
+
+    def __str__(self) -> str:
+        return f"{self.vendor} event"

@@ -7,6 +7,7 @@ enqueued with `transaction.on_commit` and carry ids only (SPEC 3.2).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import secrets
@@ -53,7 +54,9 @@ class SessionError(BrokerError):
 
 
 def _transition(session_id: str, to: str, **updates) -> bool:
-    return bool(VerificationSession.objects.filter(pk=session_id, status__in=TRANSITIONS[to]).update(status=to, **updates))
+    return bool(
+        VerificationSession.objects.filter(pk=session_id, status__in=TRANSITIONS[to]).update(status=to, **updates)
+    )
 
 
 def evidence_path(evidence: Evidence) -> Path:
@@ -82,8 +85,9 @@ def session_start(*, request: VerificationRequest, now: datetime) -> Verificatio
     except IntegrityError:  # a double click raced us to it
         return VerificationSession.objects.get(request=request)
     # The vendor sees only our random session id: no name, no provider, nothing personal (SPEC 5).
-    started = vendor.start(reference=session.id, return_url=f"{settings.PUBLIC_URL}/verify/return",
-                           idempotency_key=f"start-{session.id}")
+    started = vendor.start(
+        reference=session.id, return_url=f"{settings.PUBLIC_URL}/verify/return", idempotency_key=f"start-{session.id}"
+    )
     VerificationSession.objects.filter(pk=session.pk).update(vendor_session_id=started.vendor_session_id)
     session.vendor_session_id = started.vendor_session_id
     return session
@@ -94,8 +98,9 @@ def required_kinds(session: VerificationSession) -> tuple[EvidenceKind, ...]:
     return vendor.evidence_kinds if vendor.capture_mode == CaptureMode.BROKER_HOSTED else ()
 
 
-def evidence_store(*, session: VerificationSession, kind: EvidenceKind, fileobj, declared_type: str,
-                   now: datetime) -> Evidence:
+def evidence_store(
+    *, session: VerificationSession, kind: EvidenceKind, fileobj, declared_type: str, now: datetime
+) -> Evidence:
     """Validate, strip, encrypt and store one image. A retake replaces the previous image of that kind."""
     if session.status != S.STARTED:
         raise SessionError("Photos can no longer be changed for this verification.")
@@ -112,12 +117,20 @@ def evidence_store(*, session: VerificationSession, kind: EvidenceKind, fileobj,
             locked.save(update_fields=["wrapped_data_key"])
         for old in Evidence.objects.filter(session=locked, kind=kind):
             _destroy_one(old)
-        evidence = Evidence(id=f"ev_{secrets.token_urlsafe(12)}", session=locked, kind=kind, mime="image/jpeg",
-                            size=len(clean), stored_at=now, deadline=now + settings.IDBROKER_EVIDENCE_TTL)
+        evidence = Evidence(
+            id=f"ev_{secrets.token_urlsafe(12)}",
+            session=locked,
+            kind=kind,
+            mime="image/jpeg",
+            size=len(clean),
+            stored_at=now,
+            deadline=now + settings.IDBROKER_EVIDENCE_TTL,
+        )
         key = crypto.unwrap_data_key(locked.wrapped_data_key)
         path = evidence_path(evidence)
-        crypto.encrypt_to_file(key, path, (clean[i:i + crypto.CHUNK] for i in range(0, len(clean), crypto.CHUNK)),
-                               _aad(evidence))
+        crypto.encrypt_to_file(
+            key, path, (clean[i : i + crypto.CHUNK] for i in range(0, len(clean), crypto.CHUNK)), _aad(evidence)
+        )
         try:
             evidence.save(force_insert=True)
         except Exception:
@@ -128,8 +141,9 @@ def evidence_store(*, session: VerificationSession, kind: EvidenceKind, fileobj,
 
 
 def evidence_read(evidence: Evidence) -> bytes:
-    key = crypto.unwrap_data_key(VerificationSession.objects.values_list("wrapped_data_key", flat=True)
-                                 .get(pk=evidence.session_id))
+    key = crypto.unwrap_data_key(
+        VerificationSession.objects.values_list("wrapped_data_key", flat=True).get(pk=evidence.session_id)
+    )
     return crypto.decrypt_file(key, evidence_path(evidence), _aad(evidence))
 
 
@@ -149,10 +163,9 @@ def evidence_destroy(*, session_id: str, now: datetime, reason: str) -> int:
         )
         if rows or shredded:
             audit_record(event="evidence.destroyed", session=session_id, reason=reason, count=str(len(rows)), now=now)
-    try:
-        (settings.IDBROKER_EVIDENCE_DIR / session_id).rmdir()  # only succeeds once empty
-    except OSError:
-        pass  # absent (a concurrent sweeper removed it) or a new upload landed meanwhile
+    # rmdir only succeeds once empty; OSError: a concurrent sweeper removed it, or a new upload landed meanwhile.
+    with contextlib.suppress(OSError):
+        (settings.IDBROKER_EVIDENCE_DIR / session_id).rmdir()
     return len(rows)
 
 
@@ -160,7 +173,9 @@ def session_submit(*, session: VerificationSession, scenario: str | None = None,
     """All photos are in: hand the verification to the vendor, asynchronously."""
     from . import tasks
 
-    missing = set(required_kinds(session)) - set(Evidence.objects.filter(session=session).values_list("kind", flat=True))
+    missing = set(required_kinds(session)) - set(
+        Evidence.objects.filter(session=session).values_list("kind", flat=True)
+    )
     if missing:
         raise SessionError("Some photos are still missing.")
     if scenario:
@@ -184,8 +199,12 @@ def session_process(*, session_id: str, now: datetime) -> str:
     try:
         if vendor.capture_mode == CaptureMode.BROKER_HOSTED:
             for evidence in Evidence.objects.filter(session=session).order_by("kind"):
-                vendor.upload(vendor_session_id=session.vendor_session_id, kind=EvidenceKind(evidence.kind),
-                              data=evidence_read(evidence), mime=evidence.mime)
+                vendor.upload(
+                    vendor_session_id=session.vendor_session_id,
+                    kind=EvidenceKind(evidence.kind),
+                    data=evidence_read(evidence),
+                    mime=evidence.mime,
+                )
             vendor.submit(vendor_session_id=session.vendor_session_id)
     except VendorError as exc:
         if exc.permanent:
@@ -243,12 +262,17 @@ def _retry(session: VerificationSession, result: Result, *, now: datetime) -> st
     hint = str(result.retry_hint or "other")
     with transaction.atomic():
         if not VerificationSession.objects.filter(pk=session.pk, status__in=TRANSITIONS[S.STARTED]).update(
-            status=S.STARTED, retry_hint=hint, attempts=session.attempts + 1, submitted_at=None, next_poll_at=None,
+            status=S.STARTED,
+            retry_hint=hint,
+            attempts=session.attempts + 1,
+            submitted_at=None,
+            next_poll_at=None,
             abandon_at=now + settings.IDBROKER_ABANDONED_TTL,
         ):
             return "not_active"
-        attestation_services.request_transition(request_id=session.request_id, to=R.PENDING, now=now,
-                                                allowed_from=[R.PROCESSING])
+        attestation_services.request_transition(
+            request_id=session.request_id, to=R.PENDING, now=now, allowed_from=[R.PROCESSING]
+        )
     evidence_destroy(session_id=session.pk, now=now, reason="decided")
     audit_record(event="vendor.decided", session=session.pk, outcome="retry", now=now)
     return "retry"
@@ -257,28 +281,42 @@ def _retry(session: VerificationSession, result: Result, *, now: datetime) -> st
 def _approve(session: VerificationSession, result: Result, *, now: datetime) -> str:
     vendor_facts = result.facts
     facts = StoredFacts(
-        date_of_birth=vendor_facts.date_of_birth, nationality=vendor_facts.nationality,
-        issuing_country=vendor_facts.issuing_country, document_type=vendor_facts.document_type,
-        document_expiry=vendor_facts.document_expiry, document_authentic=result.document_authentic,
-        liveness=result.liveness, face_match=result.face_match,
+        date_of_birth=vendor_facts.date_of_birth,
+        nationality=vendor_facts.nationality,
+        issuing_country=vendor_facts.issuing_country,
+        document_type=vendor_facts.document_type,
+        document_expiry=vendor_facts.document_expiry,
+        document_authentic=result.document_authentic,
+        liveness=result.liveness,
+        face_match=result.face_match,
     )
     # SPEC 3.5: keep facts for the validity period, never past the document's expiry.
     expires = now + settings.IDBROKER_FACTS_VALIDITY
     if facts.document_expiry is not None:
-        expires = min(expires, datetime.combine(facts.document_expiry + timedelta(days=1), datetime.min.time(),
-                                                tzinfo=now.tzinfo))
+        expires = min(
+            expires, datetime.combine(facts.document_expiry + timedelta(days=1), datetime.min.time(), tzinfo=now.tzinfo)
+        )
     month = now.strftime("%Y-%m")
     with transaction.atomic():
         if not _transition(session.pk, S.APPROVED, decided_at=now, next_poll_at=None):
             return "not_active"
-        sealed, wrapped = crypto.seal(json.dumps(facts.to_json()).encode(), purpose="facts",
-                                      aad=session.subject.encode())
-        FactRecord.objects.create(session=session, subject=session.subject, sealed=sealed, wrapped_key=wrapped,
-                                  verified_month=month, created_at=now, expires_at=expires)
+        sealed, wrapped = crypto.seal(
+            json.dumps(facts.to_json()).encode(), purpose="facts", aad=session.subject.encode()
+        )
+        FactRecord.objects.create(
+            session=session,
+            subject=session.subject,
+            sealed=sealed,
+            wrapped_key=wrapped,
+            verified_month=month,
+            created_at=now,
+            expires_at=expires,
+        )
         audit_record(event="vendor.decided", session=session.pk, outcome="approved", now=now)
         audit_record(event="facts.stored", session=session.pk, now=now)
-        attestation_services.request_complete(request=session.request, subject=session.subject, facts=facts,
-                                              verified_month=month, now=now)
+        attestation_services.request_complete(
+            request=session.request, subject=session.subject, facts=facts, verified_month=month, now=now
+        )
     _after_decision(session, now=now)
     return "approved"
 
@@ -329,8 +367,7 @@ def session_expire(*, session_id: str, now: datetime, reason: str) -> str:
 
 def request_decline(*, request: VerificationRequest, now: datetime) -> None:
     """The user said no on the consent page: the provider gets `access_denied`, we keep nothing."""
-    if attestation_services.request_transition(request_id=request.pk, to=R.CANCELED, now=now,
-                                               allowed_from=[R.PENDING]):
+    if attestation_services.request_transition(request_id=request.pk, to=R.CANCELED, now=now, allowed_from=[R.PENDING]):
         audit_record(event="request.canceled", request=request.pk, now=now)
     session = VerificationSession.objects.filter(request=request).first()
     if session is not None:
@@ -346,8 +383,9 @@ def facts_read(record: FactRecord) -> StoredFacts:
 
 
 def facts_destroy(*, record_id: int, now: datetime) -> bool:
-    if FactRecord.objects.filter(pk=record_id, destroyed_at__isnull=True).update(sealed=None, wrapped_key=None,
-                                                                                 destroyed_at=now):
+    if FactRecord.objects.filter(pk=record_id, destroyed_at__isnull=True).update(
+        sealed=None, wrapped_key=None, destroyed_at=now
+    ):
         session_id = FactRecord.objects.values_list("session_id", flat=True).get(pk=record_id)
         audit_record(event="facts.destroyed", session=session_id, now=now)
         return True
@@ -364,8 +402,7 @@ def purge_expired(*, now: datetime, batch: int = 500) -> dict[str, int]:
     and every step is a compare-and-swap or an idempotent delete, so nothing is counted or audited twice.
     """
     counts = {"evidence": 0, "abandoned": 0, "requests": 0, "facts": 0}
-    overdue = (Evidence.objects.filter(deadline__lte=now).values_list("session_id", flat=True)
-               .distinct()[:batch])
+    overdue = Evidence.objects.filter(deadline__lte=now).values_list("session_id", flat=True).distinct()[:batch]
     for session_id in list(overdue):
         counts["evidence"] += evidence_destroy(session_id=session_id, now=now, reason="deadline")
     abandoned = VerificationSession.objects.filter(status=S.STARTED, abandon_at__lte=now).values_list("pk", flat=True)
@@ -373,12 +410,14 @@ def purge_expired(*, now: datetime, batch: int = 500) -> dict[str, int]:
         counts["abandoned"] += session_expire(session_id=session_id, now=now, reason="abandoned") == "expired"
     stale = VerificationRequest.objects.filter(status=R.PENDING, expires_at__lte=now, session__isnull=True)
     for request_id in list(stale.values_list("pk", flat=True)[:batch]):
-        if attestation_services.request_transition(request_id=request_id, to=R.EXPIRED, now=now,
-                                                   allowed_from=[R.PENDING]):
+        if attestation_services.request_transition(
+            request_id=request_id, to=R.EXPIRED, now=now, allowed_from=[R.PENDING]
+        ):
             counts["requests"] += 1
             audit_record(event="request.expired", request=request_id, reason="unused", now=now)
-    for record_id in list(FactRecord.objects.filter(expires_at__lte=now, destroyed_at__isnull=True)
-                          .values_list("pk", flat=True)[:batch]):
+    for record_id in list(
+        FactRecord.objects.filter(expires_at__lte=now, destroyed_at__isnull=True).values_list("pk", flat=True)[:batch]
+    ):
         counts["facts"] += facts_destroy(record_id=record_id, now=now)
     if any(counts.values()):
         log.info("purge", extra={"event": "purge", "count": json.dumps(counts)})
@@ -390,15 +429,20 @@ def poll_due(*, now: datetime, batch: int = 200) -> list[str]:
     due = []
     candidates = VerificationSession.objects.filter(status__in=(S.PROCESSING, S.IN_REVIEW), next_poll_at__lte=now)
     for session_id, next_poll in candidates.values_list("pk", "next_poll_at")[:batch]:
-        if VerificationSession.objects.filter(pk=session_id, next_poll_at=next_poll).update(next_poll_at=_next_poll(now)):
+        if VerificationSession.objects.filter(pk=session_id, next_poll_at=next_poll).update(
+            next_poll_at=_next_poll(now)
+        ):
             due.append(session_id)
     return due
 
 
 def submitted_stuck(*, now: datetime, older_than: timedelta = timedelta(minutes=2)) -> list[str]:
     """Submitted sessions whose submit task was lost (broker restart): the caller enqueues them again."""
-    return list(VerificationSession.objects.filter(status=S.SUBMITTED, submitted_at__lte=now - older_than)
-                .values_list("pk", flat=True)[:200])
+    return list(
+        VerificationSession.objects.filter(status=S.SUBMITTED, submitted_at__lte=now - older_than).values_list(
+            "pk", flat=True
+        )[:200]
+    )
 
 
 def session_nudge(*, session: VerificationSession, now: datetime) -> bool:
@@ -428,8 +472,11 @@ def webhook_receive(*, vendor_name: str, headers: dict[str, str], body: bytes, n
             VendorEvent.objects.create(vendor=vendor_name, dedupe_key=event.dedupe_key[:200], received_at=now)
     except IntegrityError:
         return "duplicate"
-    session_id = (VerificationSession.objects.filter(vendor=vendor_name, vendor_session_id=event.vendor_session_id)
-                  .values_list("pk", flat=True).first())
+    session_id = (
+        VerificationSession.objects.filter(vendor=vendor_name, vendor_session_id=event.vendor_session_id)
+        .values_list("pk", flat=True)
+        .first()
+    )
     if session_id is None:
         return "unknown_session"
     transaction.on_commit(lambda: tasks.fetch_result.delay(session_id))

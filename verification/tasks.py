@@ -11,8 +11,9 @@ from attestations.signing import signing_keys_retire_expired
 from . import services
 from .vendors.base import VendorError
 
-RETRY_BACKOFF = dict(autoretry_for=(VendorError,), retry_backoff=2, retry_backoff_max=300, retry_jitter=True,
-                     max_retries=6)
+RETRY_BACKOFF = dict(
+    autoretry_for=(VendorError,), retry_backoff=2, retry_backoff_max=300, retry_jitter=True, max_retries=6
+)
 
 
 @shared_task(**RETRY_BACKOFF)

@@ -7,6 +7,7 @@ the session cookie, so no bearer secret sits in page URLs, history or Referer he
 
 from __future__ import annotations
 
+import contextlib
 import logging
 
 from django.http import HttpResponse, JsonResponse
@@ -41,8 +42,12 @@ RETRY_HINTS = {
 
 
 def _error(request, status: int, title: str, message: str, *, next_url: str = "", next_label: str = ""):
-    return render(request, "verification/error.html",
-                  {"title": title, "message": message, "next_url": next_url, "next_label": next_label}, status=status)
+    return render(
+        request,
+        "verification/error.html",
+        {"title": title, "message": message, "next_url": next_url, "next_label": next_label},
+        status=status,
+    )
 
 
 def _current(request) -> VerificationRequest | None:
@@ -53,9 +58,13 @@ def _current(request) -> VerificationRequest | None:
 
 
 def _no_journey(request):
-    return _error(request, 404, "No verification in progress",
-                  "Open the link you were given by the service that asked you to verify. "
-                  "If it was already used in another browser, ask that service to start again.")
+    return _error(
+        request,
+        404,
+        "No verification in progress",
+        "Open the link you were given by the service that asked you to verify. "
+        "If it was already used in another browser, ask that service to start again.",
+    )
 
 
 def _session_of(vr: VerificationRequest) -> VerificationSession | None:
@@ -65,9 +74,11 @@ def _session_of(vr: VerificationRequest) -> VerificationSession | None:
 def _step_url(vr: VerificationRequest) -> str:
     """Where this journey stands now."""
     session = _session_of(vr)
-    if vr.status in (VerificationRequest.Status.CANCELED, VerificationRequest.Status.EXPIRED) or (
-        session and session.status in services.TERMINAL
-    ) or vr.status == VerificationRequest.Status.COMPLETED:
+    if (
+        vr.status in (VerificationRequest.Status.CANCELED, VerificationRequest.Status.EXPIRED)
+        or (session and session.status in services.TERMINAL)
+        or vr.status == VerificationRequest.Status.COMPLETED
+    ):
         return reverse("verify-result")
     if session is None:
         return reverse("verify-consent")
@@ -85,18 +96,30 @@ def open_link(request, link: str):
     try:
         vr = attestation_services.request_by_link(link, now=now)
     except attestation_services.LinkExpired:
-        return _error(request, 410, "This link has expired",
-                      "Verification links work for a limited time. Go back to the service that sent you and start again.")
+        return _error(
+            request,
+            410,
+            "This link has expired",
+            "Verification links work for a limited time. Go back to the service that sent you and start again.",
+        )
     except attestation_services.LinkInvalid:
-        return _error(request, 404, "This link is not valid",
-                      "Check that you copied the whole link, or go back to the service that sent you.")
+        return _error(
+            request,
+            404,
+            "This link is not valid",
+            "Check that you copied the whole link, or go back to the service that sent you.",
+        )
     if request.session.get(SESSION_KEY) == vr.pk:
         return redirect(_step_url(vr))
     # First opening wins; a replay from another browser is refused (compare-and-swap on link_opened_at).
     if not VerificationRequest.objects.filter(pk=vr.pk, link_opened_at__isnull=True).update(link_opened_at=now):
-        return _error(request, 410, "This link was already used",
-                      "For your privacy a verification link works in one browser only. "
-                      "Go back to the service that sent you to get a new one.")
+        return _error(
+            request,
+            410,
+            "This link was already used",
+            "For your privacy a verification link works in one browser only. "
+            "Go back to the service that sent you to get a new one.",
+        )
     request.session.cycle_key()
     request.session[SESSION_KEY] = vr.pk
     return redirect(_step_url(vr))
@@ -126,11 +149,16 @@ def consent(request):
     if _session_of(vr) or vr.status != VerificationRequest.Status.PENDING:
         return redirect(_step_url(vr))
     policy = vr.provider.policy
-    return render(request, "verification/consent.html", {
-        "vr": vr, "provider": vr.provider,
-        "claims": [describe_claim(c, policy) for c in vr.claims],
-        "evidence_minutes": int(services.settings.IDBROKER_EVIDENCE_TTL.total_seconds() // 60),
-    })
+    return render(
+        request,
+        "verification/consent.html",
+        {
+            "vr": vr,
+            "provider": vr.provider,
+            "claims": [describe_claim(c, policy) for c in vr.claims],
+            "evidence_minutes": int(services.settings.IDBROKER_EVIDENCE_TTL.total_seconds() // 60),
+        },
+    )
 
 
 def _capture(request, kind: EvidenceKind, template_step: str):
@@ -146,13 +174,15 @@ def _capture(request, kind: EvidenceKind, template_step: str):
     if request.method == "POST":
         upload = request.FILES.get("photo")
         if getattr(request, "upload_too_large", False):
-            error, status = f"This file is larger than {services.settings.IDBROKER_MAX_UPLOAD_BYTES // (1024 * 1024)} MB. Please choose a smaller photo.", 413
+            limit = services.settings.IDBROKER_MAX_UPLOAD_BYTES // (1024 * 1024)
+            error, status = f"This file is larger than {limit} MB. Please choose a smaller photo.", 413
         elif upload is None:
             error, status = "Please take a photo or choose a file.", 400
         else:
             try:
-                services.evidence_store(session=session, kind=kind, fileobj=upload,
-                                        declared_type=upload.content_type or "", now=now)
+                services.evidence_store(
+                    session=session, kind=kind, fileobj=upload, declared_type=upload.content_type or "", now=now
+                )
             except ImageRejected as exc:
                 error, status = exc.detail, 415 if exc.code == "unsupported_type" else 400
             except services.SessionError:
@@ -162,19 +192,26 @@ def _capture(request, kind: EvidenceKind, template_step: str):
                     if session.retry_hint:
                         VerificationSession.objects.filter(pk=session.pk).update(retry_hint="")
                     return redirect(reverse("verify-selfie"))
-                try:
-                    services.session_submit(session=session, scenario=request.POST.get("dev_scenario") or None,
-                                            now=now)
-                except BrokerError:
-                    pass  # already submitted (double click) or a photo went missing: the next step says which
+                # BrokerError: already submitted (double click) or a photo went missing; the next step says which.
+                with contextlib.suppress(BrokerError):
+                    services.session_submit(session=session, scenario=request.POST.get("dev_scenario") or None, now=now)
                 return redirect(_step_url(vr))
     vendor = get_vendor(session.vendor)
-    return render(request, "verification/capture.html", {
-        "vr": vr, "provider": vr.provider, "step": template_step, "kind": str(kind), "error": error,
-        "retry_message": RETRY_HINTS.get(session.retry_hint) if kind == EvidenceKind.DOCUMENT_FRONT else None,
-        "scenarios": vendor.scenarios() if kind == EvidenceKind.SELFIE else {},
-        "max_mb": services.settings.IDBROKER_MAX_UPLOAD_BYTES // (1024 * 1024),
-    }, status=status)
+    return render(
+        request,
+        "verification/capture.html",
+        {
+            "vr": vr,
+            "provider": vr.provider,
+            "step": template_step,
+            "kind": str(kind),
+            "error": error,
+            "retry_message": RETRY_HINTS.get(session.retry_hint) if kind == EvidenceKind.DOCUMENT_FRONT else None,
+            "scenarios": vendor.scenarios() if kind == EvidenceKind.SELFIE else {},
+            "max_mb": services.settings.IDBROKER_MAX_UPLOAD_BYTES // (1024 * 1024),
+        },
+        status=status,
+    )
 
 
 @require_http_methods(["GET", "POST"])
@@ -196,8 +233,11 @@ def waiting(request):
     if target != reverse("verify-waiting"):
         return redirect(target)
     session = _session_of(vr)
-    return render(request, "verification/waiting.html", {"vr": vr, "provider": vr.provider,
-                                                         "in_review": session.status == S.IN_REVIEW})
+    return render(
+        request,
+        "verification/waiting.html",
+        {"vr": vr, "provider": vr.provider, "in_review": session.status == S.IN_REVIEW},
+    )
 
 
 @require_GET
@@ -240,10 +280,17 @@ def result(request):
     else:
         outcome = "declined"
         back = attestation_services.return_url_for(vr, error="verification_declined")
-    return render(request, "verification/result.html", {
-        "vr": vr, "provider": vr.provider, "outcome": outcome, "back": back,
-        "claims": [describe_claim(c, vr.provider.policy) for c in vr.claims],
-    })
+    return render(
+        request,
+        "verification/result.html",
+        {
+            "vr": vr,
+            "provider": vr.provider,
+            "outcome": outcome,
+            "back": back,
+            "claims": [describe_claim(c, vr.provider.policy) for c in vr.claims],
+        },
+    )
 
 
 @csrf_exempt
@@ -254,7 +301,9 @@ def vendor_webhook(request, vendor: str):
         return JsonResponse({"code": "too_large"}, status=413)
     try:
         outcome = services.webhook_receive(
-            vendor_name=vendor, headers={k.lower(): v for k, v in request.headers.items()}, body=request.body,
+            vendor_name=vendor,
+            headers={k.lower(): v for k, v in request.headers.items()},
+            body=request.body,
             now=timezone.now(),
         )
     except UnknownVendor:
@@ -266,8 +315,12 @@ def vendor_webhook(request, vendor: str):
 
 
 def csrf_failure(request, reason=""):
-    return _error(request, 403, "Please try again",
-                  "Your session may have expired or the page was open too long. Go back and try again.")
+    return _error(
+        request,
+        403,
+        "Please try again",
+        "Your session may have expired or the page was open too long. Go back and try again.",
+    )
 
 
 def page_not_found(request, exception=None):
@@ -275,5 +328,8 @@ def page_not_found(request, exception=None):
 
 
 def server_error(request):
-    return HttpResponse("Something went wrong on our side. Nothing was shared. Please try again later.",
-                        status=500, content_type="text/plain")
+    return HttpResponse(
+        "Something went wrong on our side. Nothing was shared. Please try again later.",
+        status=500,
+        content_type="text/plain",
+    )

@@ -30,8 +30,24 @@ def fake_camera(tmp_path_factory) -> Path:
     png = folder / "face.png"
     images.face().save(png)
     y4m = folder / "face.y4m"
-    subprocess.run([ffmpeg, "-loglevel", "error", "-y", "-loop", "1", "-i", str(png), "-frames:v", "10",
-                    "-pix_fmt", "yuv420p", str(y4m)], check=True)
+    subprocess.run(
+        [
+            ffmpeg,
+            "-loglevel",
+            "error",
+            "-y",
+            "-loop",
+            "1",
+            "-i",
+            str(png),
+            "-frames:v",
+            "10",
+            "-pix_fmt",
+            "yuv420p",
+            str(y4m),
+        ],
+        check=True,
+    )
     return y4m
 
 
@@ -42,10 +58,19 @@ def browser(fake_camera):
 
     with sync_playwright() as pw:
         browser = pw.chromium.launch(
-            executable_path=CHROMIUM, headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                  "--disable-sync", "--no-first-run", "--use-fake-ui-for-media-stream",
-                  "--use-fake-device-for-media-stream", f"--use-file-for-fake-video-capture={fake_camera}"],
+            executable_path=CHROMIUM,
+            headless=True,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+                "--use-fake-ui-for-media-stream",
+                "--use-fake-device-for-media-stream",
+                f"--use-file-for-fake-video-capture={fake_camera}",
+            ],
         )
         yield browser
         browser.close()

@@ -60,7 +60,9 @@ def _years_ago(today: date, years: int) -> date:
 
 
 def _facts(scenario: str, today: date) -> Facts:
-    expiry = today.replace(year=today.year + 5) if not (today.month == 2 and today.day == 29) else date(today.year + 5, 3, 1)
+    expiry = (
+        today.replace(year=today.year + 5) if not (today.month == 2 and today.day == 29) else date(today.year + 5, 3, 1)
+    )
     if scenario == "approved_minor":
         return Facts(_years_ago(today, 16), "DE", "DE", "id_card", expiry)
     if scenario == "approved_restricted":
@@ -81,7 +83,10 @@ class DevVendor(VendorAdapter):
 
     # --- storage -------------------------------------------------------------------------------------------------
     def _path(self, vendor_session_id: str) -> Path:
-        if not vendor_session_id.startswith("dev_") or not vendor_session_id[4:].replace("-", "").replace("_", "").isalnum():
+        if (
+            not vendor_session_id.startswith("dev_")
+            or not vendor_session_id[4:].replace("-", "").replace("_", "").isalnum()
+        ):
             raise VendorError("unknown_session", permanent=True)
         return self.root / f"{vendor_session_id}.json"
 
@@ -103,8 +108,10 @@ class DevVendor(VendorAdapter):
         # Idempotency: the same key returns the same vendor session, as a real vendor would.
         vendor_session_id = "dev_" + hashlib.sha256(idempotency_key.encode()).hexdigest()[:32]
         if not self._path(vendor_session_id).exists():
-            self._save(vendor_session_id, {"reference": reference, "uploads": {}, "scenario": "approved",
-                                           "submitted_at": None, "deleted": False})
+            self._save(
+                vendor_session_id,
+                {"reference": reference, "uploads": {}, "scenario": "approved", "submitted_at": None, "deleted": False},
+            )
         return StartResult(vendor_session_id=vendor_session_id)
 
     def upload(self, *, vendor_session_id: str, kind: EvidenceKind, data: bytes, mime: str) -> None:
@@ -156,8 +163,13 @@ class DevVendor(VendorAdapter):
             return Result(Outcome.DECLINED, document_authentic=Check.FAIL, liveness=Check.PASS, face_match=Check.FAIL)
         if scenario == "error":
             raise VendorError("vendor_error", permanent=True)
-        return Result(Outcome.APPROVED, facts=_facts(scenario, today), document_authentic=Check.PASS,
-                      liveness=Check.PASS, face_match=Check.PASS)
+        return Result(
+            Outcome.APPROVED,
+            facts=_facts(scenario, today),
+            document_authentic=Check.PASS,
+            liveness=Check.PASS,
+            face_match=Check.PASS,
+        )
 
     def delete(self, *, vendor_session_id: str) -> DeletionState:
         state = self._load(vendor_session_id)
@@ -187,8 +199,9 @@ class DevVendor(VendorAdapter):
             raise WebhookRejected("stale_timestamp")
         try:
             event = json.loads(body)
-            return WebhookEvent(dedupe_key=str(event["id"]), vendor_session_id=str(event["session"]),
-                                type=str(event["type"]))
+            return WebhookEvent(
+                dedupe_key=str(event["id"]), vendor_session_id=str(event["session"]), type=str(event["type"])
+            )
         except (ValueError, KeyError, TypeError):
             raise WebhookRejected("malformed_body") from None
 

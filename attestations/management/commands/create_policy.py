@@ -19,8 +19,12 @@ class Command(BaseCommand):
         if bad:
             raise CommandError(f"not ISO 3166-1 alpha-2 codes: {', '.join(bad)}")
         policy = JurisdictionPolicy.objects.filter(slug=opts["slug"]).first()
-        fields = {"mode": opts["mode"], "applies_to": opts["applies_to"], "countries": codes,
-                  "description": opts["description"]}
+        fields = {
+            "mode": opts["mode"],
+            "applies_to": opts["applies_to"],
+            "countries": codes,
+            "description": opts["description"],
+        }
         if policy is None:
             policy = JurisdictionPolicy.objects.create(slug=opts["slug"], **fields)
         elif any(getattr(policy, k) != v for k, v in fields.items() if k != "description"):

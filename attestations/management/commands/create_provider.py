@@ -12,8 +12,13 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--name", required=True)
-        parser.add_argument("--redirect-uri", action="append", required=True, dest="redirect_uris",
-                            help="Exact URI the user returns to; repeat for several.")
+        parser.add_argument(
+            "--redirect-uri",
+            action="append",
+            required=True,
+            dest="redirect_uris",
+            help="Exact URI the user returns to; repeat for several.",
+        )
         parser.add_argument("--claims", required=True, help="Comma-separated, e.g. age_over_18,eligible_jurisdiction")
         parser.add_argument("--policy", help="Jurisdiction policy slug (needed for eligible_jurisdiction).")
         parser.add_argument("--client-id", help="Fixed client_id (default: random).")
@@ -22,14 +27,18 @@ class Command(BaseCommand):
     def handle(self, *args, **opts):
         try:
             provider, key = provider_create(
-                name=opts["name"], redirect_uris=opts["redirect_uris"],
+                name=opts["name"],
+                redirect_uris=opts["redirect_uris"],
                 claims=[c.strip() for c in opts["claims"].split(",") if c.strip()],
-                policy_slug=opts["policy"], client_id=opts["client_id"], now=timezone.now(),
+                policy_slug=opts["policy"],
+                client_id=opts["client_id"],
+                now=timezone.now(),
             )
         except BrokerError as exc:
             raise CommandError(exc.detail) from None
         if opts["json"]:
             self.stdout.write(json.dumps({"client_id": provider.client_id, "api_key": key}))
         else:
-            self.stdout.write(f"client_id: {provider.client_id}\napi_key:   {key}\n"
-                              "Store the API key now: it is not shown again.")
+            self.stdout.write(
+                f"client_id: {provider.client_id}\napi_key:   {key}\nStore the API key now: it is not shown again."
+            )

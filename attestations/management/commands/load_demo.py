@@ -16,16 +16,25 @@ class Command(BaseCommand):
 
     def handle(self, *args, **opts):
         now = timezone.now()
-        call_command("create_policy", slug="demo-export-tier1", mode="deny", applies_to="both",
-                     countries="CU,IR,KP,SY", description="Demo export-control deny-list", stdout=self.stdout)
+        call_command(
+            "create_policy",
+            slug="demo-export-tier1",
+            mode="deny",
+            applies_to="both",
+            countries="CU,IR,KP,SY",
+            description="Demo export-control deny-list",
+            stdout=self.stdout,
+        )
         call_command("create_signing_key", stdout=self.stdout)
         provider = Provider.objects.filter(client_id=DEMO_CLIENT_ID).first()
         if provider is None:
             provider, key = provider_create(
-                name="Acme AI", client_id=DEMO_CLIENT_ID,
+                name="Acme AI",
+                client_id=DEMO_CLIENT_ID,
                 redirect_uris=[f"{settings.PUBLIC_URL}/demo/return"],
                 claims=["age_over_18", "age_over_21", "eligible_jurisdiction", "document_valid", "verified_human"],
-                policy_slug="demo-export-tier1", now=now,
+                policy_slug="demo-export-tier1",
+                now=now,
             )
         else:
             ApiKey.objects.filter(provider=provider, revoked_at__isnull=True).update(revoked_at=now)

@@ -27,6 +27,9 @@ class RequestOutput(serializers.Serializer):
     completed_at = serializers.DateTimeField(allow_null=True)
     attestation = serializers.CharField(allow_null=True, help_text="The signed SD-JWT VC, once status is completed.")
 
+    class Meta:
+        ref_name = "VerificationRequest"
+
 
 def _request_out(obj: VerificationRequest) -> dict:
     return RequestOutput(
@@ -48,11 +51,17 @@ class VerificationRequestCreateApi(APIView):
         nonce = serializers.CharField(max_length=128, required=False, default="")
         return_url = serializers.URLField(max_length=500, required=False, default="")
 
+        class Meta:
+            ref_name = "VerificationRequestCreate"
+
     class Output(serializers.Serializer):
         id = serializers.CharField()
         url = serializers.URLField(help_text="Send the user here. It works once, until expires_at.")
         status = serializers.CharField()
         expires_at = serializers.DateTimeField()
+
+        class Meta:
+            ref_name = "VerificationRequestCreated"
 
     @extend_schema(request=Input, responses={201: Output}, operation_id="verification_requests_create")
     def post(self, request):
@@ -77,10 +86,16 @@ class AttestationCheckApi(APIView):
         token = serializers.CharField(max_length=8192, trim_whitespace=True)
         nonce = serializers.CharField(max_length=128, required=False)
 
+        class Meta:
+            ref_name = "AttestationCheck"
+
     class Output(serializers.Serializer):
         valid = serializers.BooleanField()
         reason = serializers.CharField()
         claims = serializers.DictField()
+
+        class Meta:
+            ref_name = "AttestationCheckResult"
 
     @extend_schema(request=Input, responses={200: Output}, operation_id="attestations_check")
     def post(self, request):

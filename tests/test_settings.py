@@ -1,0 +1,51 @@
+"""Start-up configuration (STYLE 3): secrets required outside DEBUG, retention caps enforced, deploy check clean."""
+
+import base64
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PRODUCTION = {
+    "DEBUG": "false",
+    "SECRET_KEY": base64.b64encode(bytes(range(64))).decode(),
+    "IDBROKER_MASTER_KEY": base64.b64encode(b"k" * 32).decode(),
+    "IDBROKER_HASH_KEY": base64.b64encode(b"x" * 32).decode(),
+    "ALLOWED_HOSTS": "broker.example",
+    "IDBROKER_PUBLIC_URL": "https://broker.example",
+}
+
+
+def manage(*args, env_extra=None, drop=()):
+    base = {k: v for k, v in os.environ.items() if k not in PRODUCTION and not k.startswith(("IDBROKER_", "SECURE_"))}
+    drop_too = ("ALLOWED_HOSTS", "DJANGO_ALLOW_ASYNC_UNSAFE", "WHITENOISE_USE_FINDERS")
+    base = {k: v for k, v in base.items() if not k.endswith("_COOKIE_SECURE") and k not in drop_too}
+    env = {**base, **PRODUCTION, "IDBROKER_VAR_DIR": os.environ["IDBROKER_VAR_DIR"], **(env_extra or {})}
+    for key in drop:
+        env.pop(key, None)
+    return subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True)
+
+
+def test_production_defaults_pass_the_deploy_check():
+    result = manage("check", "--deploy", "--fail-level", "WARNING")
+    assert result.returncode == 0, result.stderr + result.stdout
+
+
+def test_a_missing_secret_stops_start_up_outside_debug():
+    result = manage("check", drop=("IDBROKER_MASTER_KEY",))
+    assert result.returncode != 0
+    assert "IDBROKER_MASTER_KEY (or IDBROKER_MASTER_KEY_FILE) must be set" in result.stderr
+
+
+def test_secrets_can_come_from_files(tmp_path):
+    secret_file = tmp_path / "master"
+    secret_file.write_text(base64.b64encode(b"f" * 32).decode())
+    result = manage("check", env_extra={"IDBROKER_MASTER_KEY_FILE": str(secret_file)}, drop=("IDBROKER_MASTER_KEY",))
+    assert result.returncode == 0, result.stderr
+
+
+def test_evidence_retention_cannot_be_extended_past_24_hours():
+    result = manage("check", env_extra={"IDBROKER_EVIDENCE_TTL_MINUTES": str(24 * 60 + 1)})
+    assert result.returncode != 0
+    assert "IDBROKER_EVIDENCE_TTL_MINUTES must be between 1 and 1440" in result.stderr

@@ -9,7 +9,7 @@ PORT   ?= 8000
 PG_URL    ?= postgres://postgres@127.0.0.1:5432/idbroker
 REDIS_URL ?= redis://127.0.0.1:6379/15
 
-.PHONY: run test test-unit test-services install install-dev system-deps lint run-prod-like prod-env clean
+.PHONY: bench run test test-unit test-services install install-dev system-deps lint run-prod-like prod-env clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -81,3 +81,7 @@ run-prod-like: install prod-env
 
 clean:
 	rm -rf $(VENV) var staticfiles .pytest_cache
+
+bench: install
+	@command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk; }
+	$(BIN)/python bench/run.py

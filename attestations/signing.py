@@ -86,8 +86,13 @@ def _private_key(kid: str, alg: str, sealed: bytes, wrapped: bytes):
     return (ECKey if ALGORITHMS[alg][0] == "EC" else OKPKey).import_key(pem)
 
 
+@lru_cache(maxsize=64)
+def _public_key_cached(kid: str, alg: str, jwk_json: str):
+    return (ECKey if ALGORITHMS[alg][0] == "EC" else OKPKey).import_key(json.loads(jwk_json))
+
+
 def _public_key(row: SigningKey):
-    return (ECKey if ALGORITHMS[row.alg][0] == "EC" else OKPKey).import_key(row.public_jwk)
+    return _public_key_cached(row.kid, row.alg, json.dumps(row.public_jwk, sort_keys=True))
 
 
 @dataclass(frozen=True)

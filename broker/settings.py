@@ -69,6 +69,7 @@ INSTALLED_APPS = [
     "verification",
 ]
 IDBROKER_DEMO = env.bool("IDBROKER_DEMO", default=DEBUG)
+IDBROKER_BENCH = env.bool("IDBROKER_BENCH", default=False)  # mounts /bench/bare for `make bench` only
 if IDBROKER_DEMO:
     INSTALLED_APPS.append("demo_provider")
 
@@ -103,7 +104,8 @@ TEMPLATES = [
 
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'idbroker.sqlite3'}")}
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
-DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DB_CONN_MAX_AGE", default=0))
+DATABASES["default"]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=60)
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 FORMS_URLFIELD_ASSUME_HTTPS = True  # Django 6 default, opted into now
 

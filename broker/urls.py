@@ -42,6 +42,11 @@ urlpatterns = [
     path("admin/", admin.site.urls),
 ]
 
+if settings.IDBROKER_BENCH:
+    from bench.views import BareApi
+
+    urlpatterns.append(path("bench/bare", BareApi.as_view()))
+
 if settings.IDBROKER_DEMO:
     urlpatterns.append(path("", include("demo_provider.urls")))
 

@@ -68,7 +68,7 @@ prod-env:
 	  echo "IDBROKER_DEV_VENDOR_WEBHOOK_SECRET=$$(openssl rand -hex 24)"; \
 	  echo "IDBROKER_PUBLIC_URL=http://$(HOST):$(PORT)"; echo "ALLOWED_HOSTS=$(HOST),localhost"; \
 	  echo "SECURE_SSL_REDIRECT=false"; echo "SESSION_COOKIE_SECURE=false"; echo "CSRF_COOKIE_SECURE=false"; \
-	  echo "IDBROKER_DEMO=true"; } > var/prod.env; chmod 600 var/prod.env; echo "wrote var/prod.env"; }
+	  echo "IDBROKER_DEMO=true"; echo "IDBROKER_ALLOW_DEV_VENDOR=true"; echo "DEBUG=false"; } > var/prod.env; chmod 600 var/prod.env; echo "wrote var/prod.env"; }
 
 run-prod-like: install prod-env
 	@psql -h 127.0.0.1 -U postgres -tc "SELECT 1 FROM pg_database WHERE datname='idbroker'" | grep -q 1 || \

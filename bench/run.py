@@ -34,6 +34,7 @@ ENV = {
     "IDBROKER_VAR_DIR": tempfile.mkdtemp(prefix="idbroker-bench-"),
     "IDBROKER_PUBLIC_URL": f"http://127.0.0.1:{PORT}",
     "IDBROKER_BENCH": "true",
+    "IDBROKER_ALLOW_DEV_VENDOR": "true",
     "IDBROKER_DEMO": "false",
     "DATABASE_URL": PG_URL,
     "DB_CONN_MAX_AGE": "60",

@@ -64,6 +64,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "drf_spectacular",
+    "broker",
     "audit",
     "attestations",
     "verification",
@@ -107,7 +108,6 @@ DATABASES["default"]["ATOMIC_REQUESTS"] = False
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
-FORMS_URLFIELD_ASSUME_HTTPS = True  # Django 6 default, opted into now
 
 CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://idbroker")}
 
@@ -181,10 +181,17 @@ IDBROKER_VCT = env.str("IDBROKER_VCT", default="")  # empty: <public URL>/vct/at
 # --- Evidence storage and vendors (SPEC 5) ---------------------------------------------------------------------
 IDBROKER_EVIDENCE_DIR = Path(env.str("IDBROKER_EVIDENCE_DIR", default=str(VAR_DIR / "evidence")))
 IDBROKER_VENDOR = env.str("IDBROKER_VENDOR", default="dev")
+# The dev vendor lets the user pick the outcome: anyone could get an attestation. Off unless explicitly allowed.
+IDBROKER_ALLOW_DEV_VENDOR = env.bool("IDBROKER_ALLOW_DEV_VENDOR", default=DEBUG)
+if IDBROKER_VENDOR == "dev" and not IDBROKER_ALLOW_DEV_VENDOR:
+    raise ImproperlyConfigured(
+        "IDBROKER_VENDOR is 'dev', which lets users choose their own outcome. Configure a real vendor, or set "
+        "IDBROKER_ALLOW_DEV_VENDOR=true for a demo or test deployment."
+    )
 IDBROKER_DEV_VENDOR_DIR = Path(env.str("IDBROKER_DEV_VENDOR_DIR", default=str(VAR_DIR / "dev-vendor")))
 IDBROKER_DEV_VENDOR_DELAY_SECONDS = env.float("IDBROKER_DEV_VENDOR_DELAY_SECONDS", default=2.0)
 IDBROKER_DEV_VENDOR_WEBHOOK_SECRET = env.str("IDBROKER_DEV_VENDOR_WEBHOOK_SECRET", default="") or (
-    _dev_secret("IDBROKER_DEV_VENDOR_WEBHOOK_SECRET") if DEBUG or IDBROKER_VENDOR == "dev" else ""
+    _dev_secret("IDBROKER_DEV_VENDOR_WEBHOOK_SECRET") if IDBROKER_ALLOW_DEV_VENDOR else ""
 )
 IDBROKER_RESULT_POLL_SECONDS = env.int("IDBROKER_RESULT_POLL_SECONDS", default=3)
 

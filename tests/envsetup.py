@@ -16,6 +16,7 @@ DEFAULTS = {
     "IDBROKER_HASH_KEY": base64.b64encode(b"h" * 32).decode(),
     "IDBROKER_VAR_DIR": _VAR,
     "IDBROKER_DEMO": "true",
+    "IDBROKER_ALLOW_DEV_VENDOR": "true",
     "IDBROKER_DEV_VENDOR_DELAY_SECONDS": "0",
     "IDBROKER_DEV_VENDOR_WEBHOOK_SECRET": "whsec_test_one,whsec_test_two",
     "IDBROKER_PUBLIC_URL": "http://testserver",

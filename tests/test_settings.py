@@ -27,13 +27,22 @@ def manage(*args, env_extra=None, drop=()):
     return subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True)
 
 
-def test_production_defaults_pass_the_deploy_check():
-    result = manage("check", "--deploy", "--fail-level", "WARNING")
+def test_production_defaults_pass_the_deploy_check_but_for_the_dev_vendor_warning():
+    result = manage("check", "--deploy", "--fail-level", "ERROR", env_extra={"IDBROKER_ALLOW_DEV_VENDOR": "true"})
     assert result.returncode == 0, result.stderr + result.stdout
+    output = result.stderr + result.stdout
+    assert "idbroker.W001" in output
+    assert "security." not in output  # HSTS, secure cookies, SSL redirect, SECRET_KEY are all production-grade
+
+
+def test_the_dev_vendor_refuses_to_start_unless_allowed():
+    result = manage("check")
+    assert result.returncode != 0
+    assert "lets users choose their own outcome" in result.stderr
 
 
 def test_a_missing_secret_stops_start_up_outside_debug():
-    result = manage("check", drop=("IDBROKER_MASTER_KEY",))
+    result = manage("check", env_extra={"IDBROKER_ALLOW_DEV_VENDOR": "true"}, drop=("IDBROKER_MASTER_KEY",))
     assert result.returncode != 0
     assert "IDBROKER_MASTER_KEY (or IDBROKER_MASTER_KEY_FILE) must be set" in result.stderr
 
@@ -41,11 +50,17 @@ def test_a_missing_secret_stops_start_up_outside_debug():
 def test_secrets_can_come_from_files(tmp_path):
     secret_file = tmp_path / "master"
     secret_file.write_text(base64.b64encode(b"f" * 32).decode())
-    result = manage("check", env_extra={"IDBROKER_MASTER_KEY_FILE": str(secret_file)}, drop=("IDBROKER_MASTER_KEY",))
+    result = manage(
+        "check",
+        env_extra={"IDBROKER_MASTER_KEY_FILE": str(secret_file), "IDBROKER_ALLOW_DEV_VENDOR": "true"},
+        drop=("IDBROKER_MASTER_KEY",),
+    )
     assert result.returncode == 0, result.stderr
 
 
 def test_evidence_retention_cannot_be_extended_past_24_hours():
-    result = manage("check", env_extra={"IDBROKER_EVIDENCE_TTL_MINUTES": str(24 * 60 + 1)})
+    result = manage(
+        "check", env_extra={"IDBROKER_EVIDENCE_TTL_MINUTES": str(24 * 60 + 1), "IDBROKER_ALLOW_DEV_VENDOR": "1"}
+    )
     assert result.returncode != 0
     assert "IDBROKER_EVIDENCE_TTL_MINUTES must be between 1 and 1440" in result.stderr

@@ -87,3 +87,14 @@ class AttestationAdmin(ReadOnlyAdmin):
     list_display = ("jti", "provider", "claim_names", "issued_at", "expires_at", "revoked_at")
     list_filter = ("provider",)
     fields = list_display
+    actions = ["revoke"]
+
+    def has_change_permission(self, request, obj=None):
+        return obj is None  # the list and its revoke action; no edit form
+
+    @admin.action(description="Revoke selected attestations")
+    def revoke(self, request, queryset):
+        count = sum(
+            services.attestation_revoke(attestation=a, now=timezone.now()) for a in queryset.select_related("provider")
+        )
+        self.message_user(request, f"Revoked {count}.", messages.SUCCESS)

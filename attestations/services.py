@@ -282,3 +282,11 @@ def attestation_check(*, provider: Provider, token: str, now: datetime, nonce: s
         return CheckResult(False, "revoked")
     claims = {k: v for k, v in payload.items() if k not in _REGISTERED}
     return CheckResult(True, "ok", {"sub": payload["sub"], "exp": payload["exp"], **claims})
+
+
+def attestation_revoke(*, attestation: Attestation, now: datetime) -> bool:
+    """Operator revocation. Status-list publication of the bit comes with issue 3; the check API sees it now."""
+    if Attestation.objects.filter(pk=attestation.pk, revoked_at__isnull=True).update(revoked_at=now):
+        audit_record(event="attestation.revoked", provider=attestation.provider.client_id, jti=attestation.jti, now=now)
+        return True
+    return False

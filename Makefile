@@ -37,11 +37,11 @@ system-deps:
 
 run: install
 	DEBUG=true $(BIN)/python manage.py migrate --noinput
-	DEBUG=true $(BIN)/python manage.py load_demo
+	DEBUG=true IDBROKER_PUBLIC_URL=http://$(HOST):$(PORT) $(BIN)/python manage.py load_demo
 	@echo ""
 	@echo "  idbroker demo: open http://$(HOST):$(PORT)/  (admin: DEBUG=true .venv/bin/python manage.py createsuperuser)"
 	@echo ""
-	DEBUG=true $(BIN)/python manage.py runserver $(HOST):$(PORT)
+	DEBUG=true IDBROKER_PUBLIC_URL=http://$(HOST):$(PORT) $(BIN)/python manage.py runserver $(HOST):$(PORT)
 
 # Pass 1: the embedded default (SQLite, eager tasks) incl. the browser tests.
 # Pass 2: the same product on PostgreSQL with a real Celery worker and Redis (tests marked `services`).

@@ -37,6 +37,8 @@ class Command(BaseCommand):
                 now=now,
             )
         else:
+            # Follow IDBROKER_PUBLIC_URL if `make run` moved to another host or port.
+            Provider.objects.filter(pk=provider.pk).update(redirect_uris=[f"{settings.PUBLIC_URL}/demo/return"])
             ApiKey.objects.filter(provider=provider, revoked_at__isnull=True).update(revoked_at=now)
             key = api_key_create(provider=provider, label="demo", now=now)
         path = settings.VAR_DIR / "demo-provider.json"

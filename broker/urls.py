@@ -50,5 +50,6 @@ if settings.IDBROKER_BENCH:
 if settings.IDBROKER_DEMO:
     urlpatterns.append(path("", include("demo_provider.urls")))
 
+handler400 = "verification.views.bad_request"
 handler404 = "verification.views.page_not_found"
 handler500 = "verification.views.server_error"

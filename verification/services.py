@@ -336,10 +336,10 @@ def _fail(session: VerificationSession, *, now: datetime, code: str) -> str:
     return _finish(session, S.FAILED, R.FAILED, now=now)
 
 
-def _after_decision(session: VerificationSession, *, now: datetime) -> None:
+def _after_decision(session: VerificationSession, *, now: datetime, reason: str = "decided") -> None:
     from . import tasks
 
-    evidence_destroy(session_id=session.pk, now=now, reason="decided")
+    evidence_destroy(session_id=session.pk, now=now, reason=reason)
     if session.vendor_session_id:
         transaction.on_commit(lambda: tasks.delete_vendor_copy.delay(session.pk))
 
@@ -361,7 +361,7 @@ def session_expire(*, session_id: str, now: datetime, reason: str) -> str:
             return "not_active"
         attestation_services.request_transition(request_id=session.request_id, to=R.EXPIRED, now=now)
         audit_record(event="request.expired", session=session_id, request=session.request_id, reason=reason, now=now)
-    _after_decision(session, now=now)
+    _after_decision(session, now=now, reason=reason)
     return "expired"
 
 

@@ -323,6 +323,15 @@ def csrf_failure(request, reason=""):
     )
 
 
+def bad_request(request, exception=None):
+    return _error(
+        request,
+        400,
+        "Something was wrong with that upload",
+        "The browser sent something we could not read. Go back and choose the photo again.",
+    )
+
+
 def page_not_found(request, exception=None):
     return _error(request, 404, "Page not found", "There is nothing at this address.")
 

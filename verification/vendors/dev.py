@@ -185,6 +185,10 @@ class DevVendor(VendorAdapter):
 
     def verify_webhook(self, *, headers: dict[str, str], body: bytes, now: datetime) -> WebhookEvent:
         header = headers.get("dev-signature", "")
+        # Headers arrive Latin-1 decoded: "t=²" passes isdigit() but not int(), and hmac.compare_digest refuses
+        # non-ASCII str. Either would be a 500 instead of a 401, so anything non-ASCII is malformed up front.
+        if not header.isascii():
+            raise WebhookRejected("malformed_signature")
         parts = [p.split("=", 1) for p in header.split(",") if "=" in p]
         timestamps = [v for k, v in parts if k == "t"]
         signatures = [v for k, v in parts if k == "v1"]

@@ -131,3 +131,14 @@ def test_two_providers_get_different_subjects_for_the_same_person(acme, globex, 
     first = _payload(VerificationRequest.objects.get(pk=session.request_id).token)
     assert _payload(token)["sub"] != first["sub"]
     assert _payload(token)["aud"] == "globex"
+
+
+def test_an_unknown_demo_outcome_is_ignored_not_a_server_error(acme, signing_key):
+    trip = journey.start(acme, ["age_over_18"])
+    journey.open_and_consent(trip)
+    journey.upload(trip, "document", journey.images.document_png(), "id.png", "image/png")
+    response = journey.upload(
+        trip, "selfie", journey.images.selfie_jpeg(), "me.jpg", "image/jpeg", dev_scenario="<script>"
+    )
+    assert response.status_code == 302
+    assert VerificationRequest.objects.get(pk=trip.request_id).status == "completed"  # the default outcome

@@ -178,8 +178,9 @@ def session_submit(*, session: VerificationSession, scenario: str | None = None,
     )
     if missing:
         raise SessionError("Some photos are still missing.")
-    if scenario:
-        get_vendor(session.vendor).simulate(vendor_session_id=session.vendor_session_id, scenario=scenario)
+    vendor = get_vendor(session.vendor)
+    if scenario and scenario in vendor.scenarios():  # sandbox control; ignored by vendors without one
+        vendor.simulate(vendor_session_id=session.vendor_session_id, scenario=scenario)
     with transaction.atomic():
         if not _transition(session.pk, S.SUBMITTED, submitted_at=now, retry_hint=""):
             raise SessionError("This verification was already submitted.")

@@ -224,14 +224,22 @@ def selfie(request):
     return _capture(request, EvidenceKind.SELFIE, "selfie")
 
 
-@require_GET
-def waiting(request):
+def _at_step(request, name: str):
+    """(request, None) when this browser's journey stands at step `name`; else (None, where to go instead)."""
     vr = _current(request)
     if vr is None:
-        return _no_journey(request)
+        return None, _no_journey(request)
     target = _step_url(vr)
-    if target != reverse("verify-waiting"):
-        return redirect(target)
+    if target != reverse(name):
+        return None, redirect(target)
+    return vr, None
+
+
+@require_GET
+def waiting(request):
+    vr, elsewhere = _at_step(request, "verify-waiting")
+    if vr is None:
+        return elsewhere
     session = _session_of(vr)
     return render(
         request,
@@ -257,12 +265,9 @@ def status(request):
 
 @require_GET
 def result(request):
-    vr = _current(request)
+    vr, elsewhere = _at_step(request, "verify-result")
     if vr is None:
-        return _no_journey(request)
-    target = _step_url(vr)
-    if target != reverse("verify-result"):
-        return redirect(target)
+        return elsewhere
     session = _session_of(vr)
     R = VerificationRequest.Status
     if vr.status == R.CANCELED:

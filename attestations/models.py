@@ -136,6 +136,17 @@ class SigningKey(models.Model):
         return f"{self.alg} {self.kid[:12]}… ({self.status})"
 
 
+class StatusList(models.Model):
+    """An IETF Token Status List (1 bit per token: revoked or not). The bits are derived from
+    `Attestation.revoked_at` when the list is served, so there is one source of truth for revocation."""
+
+    size = models.PositiveIntegerField()
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"status list {self.pk}"
+
+
 class Attestation(models.Model):
     jti = models.CharField(max_length=64, unique=True)
     provider = models.ForeignKey(Provider, on_delete=models.PROTECT, related_name="attestations")
@@ -145,6 +156,11 @@ class Attestation(models.Model):
     issued_at = models.DateTimeField()
     expires_at = models.DateTimeField()
     revoked_at = models.DateTimeField(null=True, blank=True)
+    status_list = models.ForeignKey(StatusList, null=True, on_delete=models.PROTECT, related_name="attestations")
+    status_idx = models.PositiveIntegerField(null=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["status_list", "status_idx"], name="one_token_per_status_bit")]
 
     def __str__(self) -> str:
         return self.jti

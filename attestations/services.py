@@ -15,7 +15,7 @@ from audit.services import audit_record
 from broker.errors import BrokerError, NotFound
 from verification import crypto
 
-from . import policies, signing
+from . import policies, signing, statuslist
 from .models import ApiKey, Attestation, JurisdictionPolicy, Provider, VerificationRequest
 
 API_KEY_PREFIX = "idb"
@@ -235,16 +235,13 @@ def request_complete(
     }
     if locked.nonce:
         payload["nonce"] = locked.nonce
-    signed = signing.sign_attestation(payload)
-    Attestation.objects.create(
-        jti=jti,
-        provider=provider,
-        request=locked,
-        claim_names=list(values),
-        kid=signed.kid,
-        issued_at=now,
-        expires_at=expires,
+    # The row comes first: its random status-list index goes into the token (SPEC 4 `status`).
+    row = statuslist.attestation_create_with_status(
+        jti=jti, provider=provider, request=locked, claim_names=list(values), kid="", issued_at=now, expires_at=expires
     )
+    payload["status"] = {"status_list": {"idx": row.status_idx, "uri": statuslist.list_uri(row.status_list_id)}}
+    signed = signing.sign_attestation(payload)
+    Attestation.objects.filter(pk=row.pk).update(kid=signed.kid)
     locked.token = signed.token
     locked.status = VerificationRequest.Status.COMPLETED
     locked.completed_at = now

@@ -24,6 +24,7 @@ from verification import crypto
 from .models import Attestation, SigningKey
 
 TOKEN_TYPE = "dc+sd-jwt"
+STATUS_LIST_TYPE = "statuslist+jwt"
 ALGORITHMS = {"ES256": ("EC", "P-256"), "Ed25519": ("OKP", "Ed25519")}
 CLOCK_SKEW = timedelta(seconds=60)
 
@@ -101,15 +102,25 @@ class Signed:
     kid: str
 
 
-def sign_attestation(payload: dict) -> Signed:
+def _sign(payload: dict, typ: str) -> Signed:
     row = SigningKey.objects.filter(status=SigningKey.Status.ACTIVE).order_by("-created_at").first()
     if row is None:
         raise RuntimeError("no active signing key: run `manage.py create_signing_key`")
     key = _private_key(row.kid, row.alg, bytes(row.private_sealed), bytes(row.private_wrapped_key))
-    header = {"alg": row.alg, "typ": TOKEN_TYPE, "kid": row.kid}
+    header = {"alg": row.alg, "typ": typ, "kid": row.kid}
     body = json.dumps(payload, separators=(",", ":"), sort_keys=True).encode()
+    return Signed(token=jws.serialize_compact(header, body, key, algorithms=[row.alg]), kid=row.kid)
+
+
+def sign_attestation(payload: dict) -> Signed:
+    signed = _sign(payload, TOKEN_TYPE)
     # SD-JWT compact form: issuer-signed JWT, then `~`-separated disclosures (none here), then a final `~`.
-    return Signed(token=jws.serialize_compact(header, body, key, algorithms=[row.alg]) + "~", kid=row.kid)
+    return Signed(token=signed.token + "~", kid=signed.kid)
+
+
+def sign_status_list(payload: dict) -> str:
+    """A Status List Token (IETF OAuth Token Status List): a JWT with `typ: statuslist+jwt`."""
+    return _sign(payload, STATUS_LIST_TYPE).token
 
 
 def _split(token: str) -> str:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import connection
-from django.http import JsonResponse
+from django.http import HttpResponse, JsonResponse
+from django.utils import timezone
 from django.views.decorators.http import require_GET
 
-from . import policies, signing
+from . import policies, signing, statuslist
+from .models import StatusList
 from .services import vct
 
 
@@ -32,9 +34,22 @@ def issuer_metadata(request):
             "claims_supported": policies.supported_claims(),
             "verification_requests_endpoint": f"{base}/api/v1/verification-requests",
             "check_endpoint": f"{base}/api/v1/attestations/check",
+            "status_list_endpoint": f"{base}/status-lists/{{id}}",
         }
     )
     response["Cache-Control"] = "public, max-age=3600"
+    return response
+
+
+@require_GET
+def status_list(request, list_id: int):
+    found = StatusList.objects.filter(pk=list_id).first()
+    if found is None:
+        return JsonResponse({"code": "not_found"}, status=404)
+    response = HttpResponse(
+        statuslist.status_list_token(found, now=timezone.now()), content_type="application/statuslist+jwt"
+    )
+    response["Cache-Control"] = f"public, max-age={settings.IDBROKER_STATUS_LIST_TTL_SECONDS}"
     return response
 
 

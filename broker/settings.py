@@ -176,6 +176,8 @@ IDBROKER_SIGNING_ALG = env.str("IDBROKER_SIGNING_ALG", default="ES256")
 IDBROKER_ATTESTATION_TTL = timedelta(seconds=env.int("IDBROKER_ATTESTATION_TTL_SECONDS", default=15 * 60))
 IDBROKER_ATTESTATION_MAX_TTL = timedelta(days=30)
 IDBROKER_AGE_THRESHOLDS = tuple(sorted(env.list("IDBROKER_AGE_THRESHOLDS", cast=int, default=[13, 16, 18, 21, 25])))
+IDBROKER_STATUS_LIST_SIZE = env.int("IDBROKER_STATUS_LIST_SIZE", default=1 << 20)  # bits; a multiple of 8
+IDBROKER_STATUS_LIST_TTL_SECONDS = env.int("IDBROKER_STATUS_LIST_TTL_SECONDS", default=300)
 IDBROKER_VCT = env.str("IDBROKER_VCT", default="")  # empty: <public URL>/vct/attestation/v1
 
 # --- Evidence storage and vendors (SPEC 5) ---------------------------------------------------------------------

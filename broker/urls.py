@@ -29,6 +29,7 @@ urlpatterns = [
     path(".well-known/jwks.json", attestation_views.jwks, name="jwks"),
     path(".well-known/jwt-vc-issuer", attestation_views.issuer_metadata, name="jwt-vc-issuer"),
     path(".well-known/attestation-issuer", attestation_views.issuer_metadata, name="attestation-issuer"),
+    path("status-lists/<int:list_id>", attestation_views.status_list, name="status-list"),
     path("healthz", attestation_views.health, name="health"),
     path("verify/", verification_views.resume, name="verify-resume"),
     path("verify/consent", verification_views.consent, name="verify-consent"),

@@ -47,6 +47,22 @@ def pytest_collection_modifyitems(config, items):
                 item.add_marker(skip)
 
 
+@pytest.fixture(autouse=True)
+def private_folders(request, settings, tmp_path):
+    """Each test gets its own evidence, vendor and upload-spool folders, so "no file left" means this test's.
+
+    Not for services tests: their Celery worker is another process and reads the folders from the environment.
+    """
+    if "services" in request.keywords:
+        return None
+    settings.IDBROKER_EVIDENCE_DIR = tmp_path / "evidence"
+    settings.IDBROKER_DEV_VENDOR_DIR = tmp_path / "dev-vendor"
+    spool = tmp_path / "upload-spool"
+    spool.mkdir()
+    settings.FILE_UPLOAD_TEMP_DIR = str(spool)
+    return tmp_path
+
+
 @pytest.fixture
 def now():
     return timezone.now()

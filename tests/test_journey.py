@@ -39,7 +39,9 @@ def test_approved_journey_yields_an_attestation_that_verifies_with_the_jwks(clie
 def test_token_holds_exactly_the_allowed_keys_and_nothing_personal(acme, signing_key):
     _, final = journey.complete(acme, ["age_over_21"])
     payload = _payload(final["attestation"])
-    assert set(payload) == {"iss", "vct", "sub", "aud", "iat", "nbf", "exp", "jti", "nonce", "assurance", "age_over_21"}
+    expected = {"iss", "vct", "sub", "aud", "iat", "nbf", "exp", "jti", "nonce", "assurance", "status", "age_over_21"}
+    assert set(payload) == expected
+    assert set(payload["status"]) == {"status_list"} and set(payload["status"]["status_list"]) == {"idx", "uri"}
     text = json.dumps(payload)
     for personal in ("1990", "DE", "passport", "dev", "vs_"):
         assert personal not in text.replace(payload["sub"], "").replace(payload["jti"], "")

@@ -5,12 +5,15 @@ from __future__ import annotations
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
+from rest_framework.parsers import FormParser, JSONParser
+from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from broker.errors import NotFound
 
-from . import services
+from . import oauth, services
+from .authentication import ProviderPrincipal
 from .models import VerificationRequest
 
 
@@ -103,3 +106,44 @@ class AttestationCheckApi(APIView):
         data.is_valid(raise_exception=True)
         result = services.attestation_check(provider=_principal(request), now=timezone.now(), **data.validated_data)
         return Response({"valid": result.valid, "reason": result.reason, "claims": result.claims})
+
+
+class TokenApi(APIView):
+    """POST /api/v1/token: exchange a redirect-flow code for the attestation (RFC 6749 §4.1.3, RFC 7636 §4.5).
+
+    Confidential clients authenticate with their API key; public clients send `client_id` and must use PKCE.
+    """
+
+    permission_classes = [AllowAny]
+    parser_classes = [FormParser, JSONParser]
+
+    class Input(serializers.Serializer):
+        grant_type = serializers.CharField(max_length=40)
+        code = serializers.CharField(max_length=200)
+        redirect_uri = serializers.CharField(max_length=500)
+        client_id = serializers.CharField(max_length=64, required=False)
+        code_verifier = serializers.CharField(max_length=128, required=False)
+
+        class Meta:
+            ref_name = "TokenRequest"
+
+    class Output(serializers.Serializer):
+        attestation = serializers.CharField()
+        token_type = serializers.CharField()
+        expires_in = serializers.IntegerField()
+        verification_request = serializers.CharField()
+
+        class Meta:
+            ref_name = "TokenResponse"
+
+    @extend_schema(request=Input, responses={200: Output}, operation_id="token", auth=[{"ProviderApiKey": []}, {}])
+    def post(self, request):
+        data = self.Input(data=request.data)
+        data.is_valid(raise_exception=True)
+        principal = request.user if isinstance(request.user, ProviderPrincipal) else None
+        result = oauth.token_exchange(
+            authenticated=principal.provider if principal else None, data=data.validated_data, now=timezone.now()
+        )
+        response = Response(self.Output(result).data)
+        response["Cache-Control"] = "no-store"  # RFC 6749 §5.1
+        return response

@@ -52,7 +52,12 @@ class JurisdictionPolicy(models.Model):
 
 
 class Provider(models.Model):
+    class ClientType(models.TextChoices):
+        CONFIDENTIAL = "confidential", "Confidential (server-side, authenticates with its API key)"
+        PUBLIC = "public", "Public (browser or app; no secret, PKCE required)"
+
     client_id = models.CharField(max_length=64, unique=True, default=new_client_id)
+    client_type = models.CharField(max_length=12, choices=ClientType.choices, default=ClientType.CONFIDENTIAL)
     name = models.CharField(max_length=120)
     redirect_uris = models.JSONField(default=list, help_text="Exact URIs the user may be sent back to.")
     allowed_claims = models.JSONField(default=list)
@@ -109,12 +114,30 @@ class VerificationRequest(models.Model):
     completed_at = models.DateTimeField(null=True, blank=True)
     # The signed token handed to the provider. It holds only what the provider asked for (SPEC 3.3).
     token = models.TextField(blank=True)
+    # Redirect flow (SPEC 2.1): echoed `state`, and the PKCE S256 challenge the code exchange must answer.
+    state = models.CharField(max_length=500, blank=True)
+    code_challenge = models.CharField(max_length=64, blank=True)
+    flow = models.CharField(max_length=8, default="api", choices=[("api", "API"), ("redirect", "Redirect")])
 
     class Meta:
         indexes = [models.Index(fields=["status", "expires_at"])]
 
     def __str__(self) -> str:
         return self.id
+
+
+class AuthorizationCode(models.Model):
+    """A single-use code (≤ 60 s) the provider exchanges at POST /api/v1/token. Stored as a keyed hash."""
+
+    code_hash = models.CharField(max_length=64, unique=True)
+    request = models.OneToOneField(VerificationRequest, on_delete=models.CASCADE, related_name="code")
+    redirect_uri = models.URLField(max_length=500)
+    created_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+    used_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"code for {self.request_id}"
 
 
 class SigningKey(models.Model):

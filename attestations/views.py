@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import connection
-from django.http import HttpResponse, JsonResponse
+from django.http import HttpResponse, HttpResponseRedirect, JsonResponse
+from django.shortcuts import render
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
-from . import policies, signing, statuslist
+from . import oauth, policies, signing, statuslist
 from .models import StatusList
 from .services import vct
 
@@ -62,3 +63,24 @@ def health(request):
     except Exception:  # noqa: BLE001 - a health check reports, it does not raise
         ok = False
     return JsonResponse({"status": "ok" if ok else "degraded", "database": ok}, status=200 if ok else 503)
+
+
+@require_GET
+def authorize(request):
+    """SPEC 2.1 redirect flow entry point. Invalid client or redirect URI: shown here, never redirected."""
+    try:
+        authorized = oauth.authorize(params=request.GET.dict(), now=timezone.now())
+    except oauth.AuthorizeError as exc:
+        if exc.redirect:
+            return HttpResponseRedirect(exc.location)
+        return render(
+            request,
+            "verification/error.html",
+            {
+                "title": "This sign-in link is not valid",
+                "message": "The service that sent you here made a mistake in its request "
+                f"({exc.error}: {exc.description}). Go back to it and try again.",
+            },
+            status=400,
+        )
+    return HttpResponseRedirect(authorized.link_url)

@@ -29,6 +29,7 @@ EVENTS = frozenset(
         "facts.stored",
         "facts.destroyed",
         "attestation.issued",
+        "attestation.shared",
         "attestation.checked",
         "attestation.revoked",
         "request.canceled",

@@ -33,7 +33,9 @@ def problem(status_code: int, code: str, title: str, detail=None, **extra) -> Re
 
 def problem_details_handler(exc, context):
     if isinstance(exc, BrokerError):
-        return problem(exc.status, exc.code, exc.title, exc.detail)
+        # OAuth endpoints add RFC 6749 §5.2 members so standard client libraries understand the error too.
+        extra = {"error": exc.oauth_error, "error_description": exc.detail} if getattr(exc, "oauth_error", None) else {}
+        return problem(exc.status, exc.code, exc.title, exc.detail, **extra)
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     response = exception_handler(exc, context)

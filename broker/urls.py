@@ -18,6 +18,7 @@ api_v1 = [
         attestation_api.VerificationRequestDetailApi.as_view(),
         name="api-verification-request",
     ),
+    path("token", attestation_api.TokenApi.as_view(), name="api-token"),
     path("attestations/check", attestation_api.AttestationCheckApi.as_view(), name="api-attestations-check"),
 ]
 
@@ -31,6 +32,8 @@ urlpatterns = [
     path(".well-known/attestation-issuer", attestation_views.issuer_metadata, name="attestation-issuer"),
     path("status-lists/<int:list_id>", attestation_views.status_list, name="status-list"),
     path("healthz", attestation_views.health, name="health"),
+    path("authorize", attestation_views.authorize, name="authorize"),
+    path("verify/continue", verification_views.continue_to_provider, name="verify-continue"),
     path("verify/", verification_views.resume, name="verify-resume"),
     path("verify/consent", verification_views.consent, name="verify-consent"),
     path("verify/document", verification_views.document, name="verify-document"),

@@ -80,8 +80,10 @@ def test_unsuccessful_outcomes_reach_the_provider_without_a_token(acme, signing_
     trip, final = journey.complete(acme, ["age_over_18"], scenario=scenario)
     assert final["status"] == status and final["attestation"] is None
     assert Evidence.objects.count() == 0 and FactRecord.objects.count() == 0
-    result = trip.browser.get("/verify/result")
-    assert b"error=" in result.content  # the return link tells the provider it did not work, nothing more
+    back = trip.browser.get("/verify/continue")
+    expected = {"declined": "verification_declined", "failed": "temporarily_unavailable"}[status]
+    # The way back tells the provider only that it did not work.
+    assert back["Location"] == f"https://acme.example/return?verification_request={trip.request_id}&error={expected}"
 
 
 def test_retry_outcome_asks_for_new_photos_then_succeeds(acme, signing_key):
@@ -117,7 +119,7 @@ def test_user_declining_returns_access_denied(acme, signing_key):
     trip.browser.get(trip.link_path)
     response = trip.browser.post("/verify/consent", {"action": "decline"}, follow=True)
     assert b"Nothing was shared" in response.content
-    assert b"error=access_denied" in response.content
+    assert trip.browser.get("/verify/continue")["Location"].endswith("&error=access_denied")
     assert VerificationRequest.objects.get(pk=trip.request_id).status == "canceled"
 
 

@@ -10,13 +10,14 @@ from __future__ import annotations
 import contextlib
 import logging
 
-from django.http import HttpResponse, JsonResponse
+from django.http import HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from attestations import oauth
 from attestations import services as attestation_services
 from attestations.models import VerificationRequest
 from attestations.policies import describe_claim
@@ -268,23 +269,11 @@ def result(request):
     vr, elsewhere = _at_step(request, "verify-result")
     if vr is None:
         return elsewhere
-    session = _session_of(vr)
     R = VerificationRequest.Status
-    if vr.status == R.CANCELED:
-        outcome = "canceled"
-        back = attestation_services.return_url_for(vr, error="access_denied")
-    elif vr.status == R.COMPLETED:
-        outcome = "approved"
-        back = attestation_services.return_url_for(vr)
-    elif vr.status == R.EXPIRED or (session and session.status == S.EXPIRED):
-        outcome = "expired"
-        back = attestation_services.return_url_for(vr, error="expired")
-    elif vr.status == R.FAILED:
-        outcome = "failed"
-        back = attestation_services.return_url_for(vr, error="temporarily_unavailable")
-    else:
-        outcome = "declined"
-        back = attestation_services.return_url_for(vr, error="verification_declined")
+    outcome = {R.CANCELED: "canceled", R.COMPLETED: "approved", R.EXPIRED: "expired", R.FAILED: "failed"}.get(
+        vr.status, "declined"
+    )
+    back = reverse("verify-continue") if vr.return_url else ""
     return render(
         request,
         "verification/result.html",
@@ -296,6 +285,16 @@ def result(request):
             "claims": [describe_claim(c, vr.provider.policy) for c in vr.claims],
         },
     )
+
+
+@require_GET
+def continue_to_provider(request):
+    """Leave for the provider: the redirect flow mints its single-use code now, so the 60 s start here."""
+    vr, elsewhere = _at_step(request, "verify-result")
+    if vr is None:
+        return elsewhere
+    location = oauth.return_location(request=vr, now=timezone.now())
+    return HttpResponseRedirect(location) if location else redirect(reverse("verify-result"))
 
 
 @csrf_exempt

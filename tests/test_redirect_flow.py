@@ -1,0 +1,209 @@
+"""The redirect flow (SPEC 2.1): /authorize, the journey, a single-use code, POST /api/v1/token with PKCE."""
+
+import base64
+import hashlib
+import json
+import secrets
+from datetime import timedelta
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+import pytest
+from django.test import Client
+from django.utils import timezone
+from rest_framework.test import APIClient
+
+from attestations.models import AuthorizationCode, Provider
+from tests import images, journey
+
+pytestmark = pytest.mark.django_db(transaction=True)
+REDIRECT = "https://acme.example/return"
+
+
+def pkce_pair():
+    verifier = secrets.token_urlsafe(48)
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+    return verifier, challenge
+
+
+def authorize(browser, **overrides):
+    params = {
+        "response_type": "code",
+        "client_id": "acme",
+        "redirect_uri": REDIRECT,
+        "claims": "age_over_18",
+        "state": "xyz-state",
+        "nonce": "n-42",
+        **overrides,
+    }
+    return browser.get("/authorize?" + urlencode({k: v for k, v in params.items() if v is not None}))
+
+
+def query(location):
+    return {k: v[0] for k, v in parse_qs(urlsplit(location).query).items()}
+
+
+def finish_journey(browser, scenario="approved"):
+    assert browser.post("/verify/consent", {"action": "continue"}).status_code == 302
+    for step, data, name, kind in (
+        ("document", images.document_png(), "id.png", "image/png"),
+        ("selfie", images.selfie_jpeg(), "me.jpg", "image/jpeg"),
+    ):
+        trip = journey.Journey("", "", browser, [])
+        journey.upload(trip, step, data, name, kind, dev_scenario=scenario)
+    return browser.get("/verify/continue")
+
+
+def code_for(acme, *, challenge=None, scenario="approved"):
+    browser = Client()
+    extra = {"code_challenge": challenge, "code_challenge_method": "S256"} if challenge else {}
+    started = authorize(browser, **extra)
+    assert started.status_code == 302 and started["Location"].startswith("http://testserver/verify/")
+    assert browser.get(urlsplit(started["Location"]).path)["Location"] == "/verify/consent"
+    back = finish_journey(browser, scenario)
+    assert back.status_code == 302 and back["Location"].startswith(REDIRECT + "?")
+    return query(back["Location"])
+
+
+def exchange(client, **data):
+    body = {"grant_type": "authorization_code", "redirect_uri": REDIRECT, **data}
+    return client.post("/api/v1/token", urlencode(body), content_type="application/x-www-form-urlencoded")
+
+
+def test_the_whole_redirect_flow_with_pkce_yields_the_attestation(acme, signing_key):
+    verifier, challenge = pkce_pair()
+    returned = code_for(acme, challenge=challenge)
+    assert returned["state"] == "xyz-state" and "code" in returned
+    response = exchange(acme.client, code=returned["code"], code_verifier=verifier)
+    assert response.status_code == 200, response.content
+    assert response["Cache-Control"] == "no-store"
+    body = response.json()
+    payload = json.loads(base64.urlsafe_b64decode(body["attestation"].split(".")[1] + "=="))
+    assert payload["aud"] == "acme" and payload["nonce"] == "n-42" and payload["age_over_18"] is True
+    assert body["token_type"] == "dc+sd-jwt" and 0 < body["expires_in"] <= 900
+
+
+def test_an_unknown_client_or_unregistered_redirect_uri_is_shown_not_redirected(acme):
+    browser = Client()
+    for response in (
+        authorize(browser, client_id="nobody"),
+        authorize(browser, redirect_uri="https://evil.example/"),
+        authorize(browser, redirect_uri=REDIRECT + "/extra"),
+        authorize(browser, redirect_uri=None),
+    ):
+        assert response.status_code == 400
+        assert "Location" not in response
+        assert b"not valid" in response.content
+
+
+@pytest.mark.parametrize(
+    ("overrides", "error"),
+    [
+        ({"response_type": "token"}, "unsupported_response_type"),
+        ({"claims": "age_over_99"}, "invalid_claims"),
+        ({"claims": ""}, "invalid_request"),
+        ({"code_challenge": "short", "code_challenge_method": "S256"}, "invalid_request"),
+        ({"code_challenge": "a" * 43, "code_challenge_method": "plain"}, "invalid_request"),
+    ],
+)
+def test_request_errors_go_back_to_the_redirect_uri_with_state(acme, overrides, error):
+    response = authorize(Client(), **overrides)
+    assert response.status_code == 302 and response["Location"].startswith(REDIRECT)
+    returned = query(response["Location"])
+    assert returned["error"] == error and returned["state"] == "xyz-state"
+
+
+def test_a_claim_the_provider_may_not_ask_for_is_refused(acme):
+    Provider.objects.filter(pk=acme.provider.pk).update(allowed_claims=["age_over_18"])
+    returned = query(authorize(Client(), claims="age_over_18 verified_human")["Location"])
+    assert returned["error"] == "invalid_claims"
+
+
+def test_public_clients_must_use_pkce_and_exchange_without_a_key(acme, signing_key):
+    Provider.objects.filter(pk=acme.provider.pk).update(client_type="public")
+    assert query(authorize(Client())["Location"])["error"] == "invalid_request"
+    verifier, challenge = pkce_pair()
+    returned = code_for(acme, challenge=challenge)
+    anonymous = APIClient()
+    assert exchange(anonymous, code=returned["code"], code_verifier=verifier).status_code == 400  # no client_id
+    ok = exchange(anonymous, code=returned["code"], code_verifier=verifier, client_id="acme")
+    assert ok.status_code == 200, ok.content  # the refused attempt did not spend the code
+
+
+def test_a_confidential_client_cannot_exchange_without_its_key(acme, signing_key):
+    returned = code_for(acme)
+    response = exchange(APIClient(), code=returned["code"], client_id="acme")
+    assert response.status_code == 400 and response.json()["error"] == "invalid_client"
+    assert response["Content-Type"] == "application/problem+json"
+
+
+@pytest.mark.parametrize("verifier", [None, "wrong" * 10, ""])
+def test_a_missing_or_wrong_pkce_verifier_is_refused(acme, signing_key, verifier):
+    _, challenge = pkce_pair()
+    returned = code_for(acme, challenge=challenge)
+    data = {"code": returned["code"]}
+    if verifier is not None:
+        data["code_verifier"] = verifier
+    response = exchange(acme.client, **data)
+    assert response.status_code == 400 and response.json()["error"] == "invalid_grant"
+
+
+def test_a_replayed_code_fails_and_revokes_what_it_delivered(acme, signing_key):
+    returned = code_for(acme)
+    first = exchange(acme.client, code=returned["code"])
+    assert first.status_code == 200
+    token = first.json()["attestation"]
+    before = acme.client.post("/api/v1/attestations/check", {"token": token}, format="json").json()
+    assert before["valid"] is True
+    second = exchange(acme.client, code=returned["code"])
+    assert second.status_code == 400 and second.json()["error"] == "invalid_grant"
+    after = acme.client.post("/api/v1/attestations/check", {"token": token}, format="json").json()
+    assert after == {"valid": False, "reason": "revoked", "claims": {}}
+
+
+def test_a_code_is_bound_to_its_client(acme, globex, signing_key):
+    returned = code_for(acme)
+    stolen = exchange(globex.client, code=returned["code"])
+    assert stolen.status_code == 400 and stolen.json()["error"] == "invalid_grant"
+
+
+def test_a_code_expires_after_sixty_seconds(acme, signing_key):
+    returned = code_for(acme)
+    code = AuthorizationCode.objects.get()
+    assert code.expires_at - code.created_at <= timedelta(seconds=60)
+    AuthorizationCode.objects.update(expires_at=timezone.now() - timedelta(seconds=1))
+    response = exchange(acme.client, code=returned["code"])
+    assert response.status_code == 400 and "expired" in response.json()["error_description"]
+
+
+def test_the_redirect_uri_must_match_at_the_token_endpoint(acme, signing_key):
+    Provider.objects.filter(pk=acme.provider.pk).update(redirect_uris=[REDIRECT, "https://acme.example/other"])
+    returned = code_for(acme)
+    response = exchange(acme.client, code=returned["code"], redirect_uri="https://acme.example/other")
+    assert response.status_code == 400 and response.json()["error"] == "invalid_grant"
+
+
+def test_garbage_codes_and_grant_types_are_clear_errors(acme, signing_key):
+    assert exchange(acme.client, code="nope").json()["error"] == "invalid_grant"
+    wrong = acme.client.post(
+        "/api/v1/token", {"grant_type": "password", "code": "x", "redirect_uri": REDIRECT}, format="json"
+    )
+    assert wrong.status_code == 400 and wrong.json()["error"] == "unsupported_grant_type"
+    missing = acme.client.post("/api/v1/token", {}, format="json")
+    assert missing.status_code == 400 and missing.json()["code"] == "invalid_request"
+
+
+@pytest.mark.parametrize(
+    ("scenario", "error"), [("declined", "verification_declined"), ("error", "temporarily_unavailable")]
+)
+def test_unsuccessful_verifications_return_an_error_with_state_and_no_code(acme, signing_key, scenario, error):
+    returned = code_for(acme, scenario=scenario)
+    assert returned == {"error": error, "state": "xyz-state"}
+    assert not AuthorizationCode.objects.exists()
+
+
+def test_declining_consent_returns_access_denied_with_state(acme):
+    browser = Client()
+    started = authorize(browser)
+    browser.get(urlsplit(started["Location"]).path)
+    browser.post("/verify/consent", {"action": "decline"})
+    assert query(browser.get("/verify/continue")["Location"]) == {"error": "access_denied", "state": "xyz-state"}

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from django.utils import timezone
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 from rest_framework.parsers import FormParser, JSONParser
 from rest_framework.permissions import AllowAny
@@ -14,7 +14,16 @@ from broker.errors import NotFound
 
 from . import oauth, services
 from .authentication import ProviderPrincipal
+from .idempotency import idempotent
 from .models import VerificationRequest
+
+IDEMPOTENCY_HEADER = OpenApiParameter(
+    "Idempotency-Key",
+    str,
+    OpenApiParameter.HEADER,
+    required=False,
+    description="Retry-safe POST: the same key and body replay the first response for 24 h.",
+)
 
 
 def _principal(request):
@@ -66,7 +75,13 @@ class VerificationRequestCreateApi(APIView):
         class Meta:
             ref_name = "VerificationRequestCreated"
 
-    @extend_schema(request=Input, responses={201: Output}, operation_id="verification_requests_create")
+    @extend_schema(
+        request=Input,
+        responses={201: Output},
+        operation_id="verification_requests_create",
+        parameters=[IDEMPOTENCY_HEADER],
+    )
+    @idempotent
     def post(self, request):
         data = self.Input(data=request.data)
         data.is_valid(raise_exception=True)

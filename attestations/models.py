@@ -187,3 +187,22 @@ class Attestation(models.Model):
 
     def __str__(self) -> str:
         return self.jti
+
+
+class IdempotencyRecord(models.Model):
+    """A provider's `Idempotency-Key` and the response it got, sealed (it may hold a verification link)."""
+
+    provider = models.ForeignKey(Provider, on_delete=models.CASCADE)
+    key = models.CharField(max_length=255)
+    fingerprint = models.CharField(max_length=64)  # SHA-256 of method, path and body
+    status_code = models.PositiveSmallIntegerField(null=True)  # NULL while the first request is in flight
+    sealed = models.BinaryField(null=True)
+    wrapped_key = models.BinaryField(null=True)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["provider", "key"], name="idempotency_key_once")]
+        indexes = [models.Index(fields=["created_at"])]
+
+    def __str__(self) -> str:
+        return f"idempotency key of {self.provider_id}"

@@ -64,6 +64,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI served from our own static files: no CDN
     "broker",
     "audit",
     "attestations",
@@ -231,6 +232,9 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Ask for a verified fact about a user; receive a minimal signed attestation.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "SWAGGER_UI_SETTINGS": {"validatorUrl": None, "deepLinking": True},  # no calls to the online validator
 }
 
 # --- Logging: structured, one JSON object a line, never a payload ------------------------------------------------

@@ -1,7 +1,7 @@
 from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from attestations import api as attestation_api
 from attestations import views as attestation_views
@@ -26,6 +26,11 @@ urlpatterns = [
     path("api/v1/", include(api_v1)),
     path(
         "api/schema/", SpectacularAPIView.as_view(authentication_classes=[], permission_classes=[]), name="api-schema"
+    ),
+    path(
+        "api/docs/",
+        SpectacularSwaggerView.as_view(url_name="api-schema", authentication_classes=[], permission_classes=[]),
+        name="api-docs",
     ),
     path(".well-known/jwks.json", attestation_views.jwks, name="jwks"),
     path(".well-known/jwt-vc-issuer", attestation_views.issuer_metadata, name="jwt-vc-issuer"),

@@ -6,6 +6,7 @@ from __future__ import annotations
 from celery import shared_task
 from django.utils import timezone
 
+from attestations.idempotency import idempotency_purge
 from attestations.signing import signing_keys_retire_expired
 
 from . import services
@@ -36,6 +37,7 @@ def purge_expired() -> dict:
     now = timezone.now()
     counts = services.purge_expired(now=now)
     counts["keys_retired"] = signing_keys_retire_expired(now=now)
+    counts["idempotency_records"] = idempotency_purge(now=now)
     return counts
 
 

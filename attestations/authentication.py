@@ -36,6 +36,7 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         now = timezone.now()
         if key.last_used_at is None or now - key.last_used_at > timedelta(minutes=5):
             ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)  # coarse, so the hot path stays read-only
+            key.last_used_at = now  # the (cached) row object too, or every call would write again
         return ProviderPrincipal(provider), provider
 
     def authenticate_header(self, request):

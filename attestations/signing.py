@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
 
+from cachetools import TTLCache
 from django.conf import settings
 from django.db import transaction
 from joserfc import jws
@@ -96,6 +97,20 @@ def _public_key(row: SigningKey):
     return _public_key_cached(row.kid, row.alg, json.dumps(row.public_jwk, sort_keys=True))
 
 
+_key_cache: TTLCache = TTLCache(maxsize=64, ttl=60)
+
+
+def _published_key(kid: str, alg: str) -> SigningKey | None:
+    """Published (active or retiring) key by kid, remembered for a minute per process. A key retired meanwhile
+    keeps verifying here for at most that minute; retirement waits for its last token to expire anyway."""
+    row = _key_cache.get((kid, alg))
+    if row is None:
+        row = SigningKey.objects.filter(kid=kid, alg=alg).exclude(status=SigningKey.Status.RETIRED).first()
+        if row is not None:
+            _key_cache[(kid, alg)] = row
+    return row
+
+
 @dataclass(frozen=True)
 class Signed:
     token: str
@@ -152,11 +167,7 @@ def verify_attestation(token: str, *, now: datetime) -> dict:
         raise TokenInvalid("unsupported_alg")
     if header.get("typ") != TOKEN_TYPE:
         raise TokenInvalid("wrong_type")
-    row = (
-        SigningKey.objects.filter(kid=kid, alg=alg).exclude(status=SigningKey.Status.RETIRED).first()
-        if isinstance(kid, str)
-        else None
-    )
+    row = _published_key(kid, alg) if isinstance(kid, str) else None
     if row is None:
         raise TokenInvalid("unknown_kid")
     try:

@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import base64
 import secrets
+import threading
 import zlib
 from collections.abc import Iterable
 from datetime import datetime
 
+from cachetools import TTLCache
 from django.conf import settings
 from django.db import IntegrityError, transaction
 
@@ -41,6 +43,33 @@ def decode(lst: str) -> bytes:
 
 def bit(packed: bytes, idx: int) -> int:
     return (packed[idx // 8] >> (idx % 8)) & 1
+
+
+# The check API reads revocations through this per-process cache: a revocation reaches it within
+# REVOKED_CACHE_SECONDS (offline verifiers see it within the list's `ttl`, 300 s by default).
+REVOKED_CACHE_SECONDS = 2
+_revoked_cache: TTLCache = TTLCache(maxsize=256, ttl=REVOKED_CACHE_SECONDS)
+_revoked_lock = threading.Lock()
+
+
+def is_revoked(status_list_id: int, idx: int) -> bool:
+    with _revoked_lock:
+        revoked = _revoked_cache.get(status_list_id)
+    if revoked is None:
+        revoked = frozenset(
+            Attestation.objects.filter(status_list_id=status_list_id, revoked_at__isnull=False).values_list(
+                "status_idx", flat=True
+            )
+        )
+        with _revoked_lock:
+            _revoked_cache[status_list_id] = revoked
+    return idx in revoked
+
+
+def forget_revocations(status_list_id: int) -> None:
+    """Called by the revoking process so its own answers change at once."""
+    with _revoked_lock:
+        _revoked_cache.pop(status_list_id, None)
 
 
 def current_list() -> StatusList:

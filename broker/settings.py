@@ -212,6 +212,7 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULE = {
     "purge-expired-evidence": {"task": "verification.tasks.purge_expired", "schedule": 60.0},
     "poll-pending-results": {"task": "verification.tasks.poll_pending", "schedule": 30.0},
+    "drain-deferred-audit": {"task": "audit.tasks.drain_deferred", "schedule": 5.0},
 }
 
 # --- API ---------------------------------------------------------------------------------------------------------

@@ -24,11 +24,18 @@ class JurisdictionPolicyAdmin(admin.ModelAdmin):
     readonly_fields = ("version",)
 
     def save_model(self, request, obj, form, change):
-        # A changed rule is a new version: attestations name the version they were evaluated under.
-        if change and {"mode", "applies_to", "countries"} & set(form.changed_data):
-            obj.version += 1
-        obj.countries = sorted({c.strip().upper() for c in obj.countries})
-        super().save_model(request, obj, form, change)
+        rule = {"mode": obj.mode, "applies_to": obj.applies_to, "countries": obj.countries}
+        if not change:
+            obj.countries = sorted({c.strip().upper() for c in obj.countries})
+            super().save_model(request, obj, form, change)
+            return
+        obj.description = form.cleaned_data.get("description", obj.description)
+        JurisdictionPolicy.objects.filter(pk=obj.pk).update(description=obj.description)
+        # A changed rule is a new version, and the answers given under the old one are revoked.
+        stored = JurisdictionPolicy.objects.get(pk=obj.pk)
+        revoked = services.policy_update(policy=stored, now=timezone.now(), **rule)
+        if revoked:
+            self.message_user(request, f"New policy version; {revoked} attestations revoked.", messages.WARNING)
 
 
 class ApiKeyInline(admin.TabularInline):

@@ -162,3 +162,28 @@ class TokenApi(APIView):
         response = Response(self.Output(result).data)
         response["Cache-Control"] = "no-store"  # RFC 6749 §5.1
         return response
+
+
+class AttestationRevokeApi(APIView):
+    """POST /api/v1/attestations/revoke: a provider revokes an attestation it received (e.g. the account closed)."""
+
+    class Input(serializers.Serializer):
+        jti = serializers.CharField(max_length=64)
+
+        class Meta:
+            ref_name = "AttestationRevoke"
+
+    class Output(serializers.Serializer):
+        revoked = serializers.BooleanField(help_text="false if it was already revoked")
+
+        class Meta:
+            ref_name = "AttestationRevoked"
+
+    @extend_schema(request=Input, responses={200: Output}, operation_id="attestations_revoke")
+    def post(self, request):
+        data = self.Input(data=request.data)
+        data.is_valid(raise_exception=True)
+        revoked = services.attestation_revoke_by_provider(
+            provider=_principal(request), jti=data.validated_data["jti"], now=timezone.now()
+        )
+        return Response({"revoked": revoked})

@@ -12,6 +12,7 @@ from urllib.parse import urlencode, urlsplit
 from cachetools import TTLCache
 from django.conf import settings
 from django.db import transaction
+from django.db.models import F
 
 from audit.services import audit_record
 from audit.tasks import audit_defer
@@ -313,3 +314,36 @@ def attestation_revoke(*, attestation: Attestation, now: datetime) -> bool:
         audit_record(event="attestation.revoked", provider=attestation.provider.client_id, jti=attestation.jti, now=now)
         return True
     return False
+
+
+def attestations_revoke_for_policy(*, policy: JurisdictionPolicy, now: datetime) -> int:
+    """A policy's rules changed: every live attestation that answered `eligible_jurisdiction` under it is revoked
+    (its answer may no longer hold). Providers ask again and get an answer under the new version."""
+    live = Attestation.objects.filter(provider__policy=policy, revoked_at__isnull=True, expires_at__gt=now)
+    # claim_names is a short JSON list; filtering it in Python works the same on SQLite and PostgreSQL.
+    rows = [a for a in live.select_related("provider").iterator() if "eligible_jurisdiction" in a.claim_names]
+    return sum(attestation_revoke(attestation=a, now=now) for a in rows)
+
+
+@transaction.atomic
+def policy_update(
+    *, policy: JurisdictionPolicy, mode: str, applies_to: str, countries: list[str], now: datetime
+) -> int:
+    """Change a jurisdiction policy's rule: a new version, and a bulk revocation of answers under the old one.
+    Returns how many attestations were revoked."""
+    countries = sorted({c.strip().upper() for c in countries if c.strip()})
+    if (policy.mode, policy.applies_to, sorted(policy.countries)) == (mode, applies_to, countries):
+        return 0
+    JurisdictionPolicy.objects.filter(pk=policy.pk).update(
+        mode=mode, applies_to=applies_to, countries=countries, version=F("version") + 1, updated_at=now
+    )
+    policy.refresh_from_db()
+    audit_record(event="policy.changed", policy=f"{policy.slug}@{policy.version}", now=now)
+    return attestations_revoke_for_policy(policy=policy, now=now)
+
+
+def attestation_revoke_by_provider(*, provider: Provider, jti: str, now: datetime) -> bool:
+    attestation = Attestation.objects.filter(jti=jti, provider=provider).select_related("provider").first()
+    if attestation is None:
+        raise NotFound("No such attestation.")
+    return attestation_revoke(attestation=attestation, now=now)

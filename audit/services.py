@@ -36,6 +36,7 @@ EVENTS = frozenset(
         "request.expired",
         "key.created",
         "key.rotated",
+        "policy.changed",
         "provider.created",
         "api_key.created",
         "api_key.revoked",

@@ -19,6 +19,7 @@ api_v1 = [
         name="api-verification-request",
     ),
     path("token", attestation_api.TokenApi.as_view(), name="api-token"),
+    path("attestations/revoke", attestation_api.AttestationRevokeApi.as_view(), name="api-attestations-revoke"),
     path("attestations/check", attestation_api.AttestationCheckApi.as_view(), name="api-attestations-check"),
 ]
 

@@ -1,6 +1,8 @@
 from django.core.management.base import BaseCommand, CommandError
+from django.utils import timezone
 
 from attestations.models import JurisdictionPolicy
+from attestations.services import policy_update
 
 
 class Command(BaseCommand):
@@ -27,9 +29,11 @@ class Command(BaseCommand):
         }
         if policy is None:
             policy = JurisdictionPolicy.objects.create(slug=opts["slug"], **fields)
-        elif any(getattr(policy, k) != v for k, v in fields.items() if k != "description"):
-            for key, value in fields.items():
-                setattr(policy, key, value)
-            policy.version += 1
-            policy.save()
+        else:
+            revoked = policy_update(
+                policy=policy, mode=fields["mode"], applies_to=fields["applies_to"], countries=codes, now=timezone.now()
+            )
+            policy.refresh_from_db()
+            if revoked:
+                self.stdout.write(f"revoked {revoked} attestations answered under the previous version")
         self.stdout.write(f"{policy.slug} v{policy.version}: {policy.mode} {', '.join(policy.countries)}")

@@ -1,19 +1,28 @@
 """A tiny relying party, "Acme AI signup", that uses idbroker exactly as an outside provider would: the REST API
-with its API key, then offline verification against the published JWKS. Only installed when IDBROKER_DEMO is on."""
+with its API key, then offline verification with the provider-side verifier (clients/python): published keys and
+the status list, nothing else asked of the broker. Only installed when IDBROKER_DEMO is on."""
 
 from __future__ import annotations
 
 import json
 import secrets
 import urllib.error
+import urllib.request
 
 from django.conf import settings
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
-
-from .offline import VerificationFailed, fetch_json, verify
+from idbroker_verifier import VerificationError, Verifier
 
 CLAIMS = ["age_over_18", "eligible_jurisdiction", "verified_human"]
+
+
+def fetch_json(url: str, *, headers: dict | None = None, data: bytes | None = None, timeout: float = 5.0) -> dict:
+    if not url.startswith(("https://", "http://")):
+        raise ValueError("only http(s) URLs")
+    req = urllib.request.Request(url, data=data, headers={"Accept": "application/json", **(headers or {})})  # noqa: S310
+    with urllib.request.urlopen(req, timeout=timeout) as response:  # noqa: S310 - scheme checked above
+        return json.loads(response.read())
 
 
 def _credentials() -> dict | None:
@@ -59,18 +68,14 @@ def back(request):
     context = {"status": found["status"], "error": request.GET.get("error"), "request_id": request_id}
     if found.get("attestation"):
         token = found["attestation"]
+        # A real provider keeps one Verifier per process (it caches keys and status lists); the demo makes one per
+        # return so that resetting the demo database (new keys, new lists under the same URLs) never meets a cache.
+        verifier = Verifier(settings.PUBLIC_URL, creds["client_id"])
         try:
-            jwks = fetch_json(f"{settings.PUBLIC_URL}/.well-known/jwks.json")
-            claims = verify(
-                token,
-                issuer=settings.PUBLIC_URL,
-                audience=creds["client_id"],
-                jwks=jwks,
-                nonce=request.session.get("demo_nonce"),
-            )
+            claims = verifier.verify(token, nonce=request.session.get("demo_nonce"))
             context["claims"] = {k: json.dumps(v) for k, v in claims.items()}
             context["verified"] = True
-        except VerificationFailed as exc:
-            context["problem"] = f"Offline verification failed: {exc}"
+        except VerificationError as exc:
+            context["problem"] = f"Offline verification failed: {exc.reason}"
         context["token"] = token
     return render(request, "demo/return.html", context)

@@ -1,0 +1,15 @@
+"""Provider-side verifier for idbroker attestations. `Verifier(issuer, audience).verify(token, nonce=...)`."""
+
+from ._http import urllib_fetch
+from .verifier import REASONS, STATUS_LIST_TYPE, SUPPORTED_ALGS, TOKEN_TYPE, VerificationError, Verifier
+
+__version__ = "0.1.0"
+__all__ = [
+    "REASONS",
+    "STATUS_LIST_TYPE",
+    "SUPPORTED_ALGS",
+    "TOKEN_TYPE",
+    "VerificationError",
+    "Verifier",
+    "urllib_fetch",
+]

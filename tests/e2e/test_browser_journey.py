@@ -26,7 +26,7 @@ def _get_json(url, key=None):
         return json.loads(response.read())
 
 
-def run_browser_journey(page, base: str, artifacts, tmp_path, *, name: str):
+def run_browser_journey(page, base: str, artifacts, tmp_path, *, name: str, flow: str = "redirect"):
     """Drive the journey; return every text body the browser received."""
     seen = []
 
@@ -40,7 +40,8 @@ def run_browser_journey(page, base: str, artifacts, tmp_path, *, name: str):
     document.write_bytes(images.document_png())
 
     page.goto(f"{base}/")
-    page.get_by_role("button", name="Verify with idbroker").click()
+    start = "Verify with idbroker" if flow == "redirect" else "Same, through the API flow"
+    page.get_by_role("button", name=start).click()
     page.wait_for_url("**/verify/consent")
     assert page.get_by_role("heading", name="Acme AI wants to know").is_visible()
     assert page.get_by_text("Whether you are 18 or older").is_visible()
@@ -73,6 +74,8 @@ def run_browser_journey(page, base: str, artifacts, tmp_path, *, name: str):
     page.get_by_role("link", name="Continue to Acme AI").click()
 
     page.wait_for_url("**/demo/return**")
+    # Redirect flow: the provider got a code and state, never the request id; API flow: the request id.
+    assert ("code=" in page.url and "state=" in page.url) if flow == "redirect" else "verification_request=" in page.url
     assert page.get_by_role("heading", name="Welcome to Acme AI").is_visible()
     page.screenshot(path=artifacts / f"{name}-7-provider.png", full_page=True)
     return seen
@@ -129,7 +132,7 @@ def test_whole_journey_on_postgresql_with_a_celery_worker(
     call_command("load_demo")
     context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
     try:
-        seen = run_browser_journey(context.new_page(), public_url, artifacts, tmp_path, name="phone")
+        seen = run_browser_journey(context.new_page(), public_url, artifacts, tmp_path, name="phone", flow="api")
     finally:
         context.close()
     formatter = JsonFormatter()

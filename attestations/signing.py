@@ -163,7 +163,7 @@ def verify_attestation(token: str, *, now: datetime) -> dict:
     jwt_part = _split(token)
     header = read_header(token)
     alg, kid = header.get("alg"), header.get("kid")
-    if alg not in ALGORITHMS:
+    if not isinstance(alg, str) or alg not in ALGORITHMS:  # a list or object `alg` is unhashable: no 500
         raise TokenInvalid("unsupported_alg")
     if header.get("typ") != TOKEN_TYPE:
         raise TokenInvalid("wrong_type")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -52,7 +52,9 @@ def _entry_hash(prev_hash: str, seq: int, event: str, refs: dict, at: datetime) 
 def audit_record(*, event: str, now: datetime | None = None, **refs: str) -> AuditEvent:
     if event not in EVENTS:
         raise ValueError(f"unknown audit event {event!r}")
-    at = (now or timezone.now()).replace(microsecond=0)
+    # In UTC: the hash covers `at.isoformat()`, and the database hands the time back in UTC, so an entry written
+    # with another offset (an injected `now`) would otherwise fail its own integrity check.
+    at = (now or timezone.now()).astimezone(UTC).replace(microsecond=0)
     clean = {k: str(v) for k, v in refs.items() if v}
     for _ in range(20):
         head = AuditEvent.objects.order_by("-seq").values("seq", "hash").first()

@@ -218,6 +218,10 @@ def main():
     queued = client.llen(PENDING)
     client.flushdb()  # no drain ran during the bench: drop the deferred audit entries of the bench's checks
     rows.append(("deferred audit entries written by the checks", f"{queued:,}"))
+    from attestations.models import Provider
+    from bench.statuslist import status_list_bench
+
+    rows += status_list_bench(Provider.objects.get(client_id="bench"))
     width = max(len(name) for name, _ in rows)
     print(f"\n{'measure'.ljust(width)}  value\n{'-' * width}  -----")
     for name, value in rows:

@@ -63,6 +63,26 @@ def private_folders(request, settings, tmp_path):
     return tmp_path
 
 
+@pytest.fixture(autouse=True)
+def fresh_caches():
+    """Start every test with empty caches.
+
+    The throttle counts calls in the Django cache, and the check API's hot path remembers API keys, published keys
+    and revocations per process. A test's rows are rolled back and their ids reused, so a cache entry left by one
+    test (provider pk 1 has made 590 calls; status list 1 has no revocations) would otherwise leak into the next.
+    """
+    from django.core.cache import cache
+
+    from attestations import services, signing, statuslist
+
+    cache.clear()
+    with services._api_key_cache_lock:
+        services._api_key_cache.clear()
+    with statuslist._revoked_lock:
+        statuslist._revoked_cache.clear()
+    signing._key_cache.clear()
+
+
 @pytest.fixture
 def now():
     return timezone.now()

@@ -40,6 +40,7 @@ def run_browser_journey(page, base: str, artifacts, tmp_path, *, name: str, flow
     document.write_bytes(images.document_png())
 
     page.goto(f"{base}/")
+    page.screenshot(path=artifacts / f"{name}-0-provider-home.png", full_page=True)
     start = "Verify with idbroker" if flow == "redirect" else "Same, through the API flow"
     page.get_by_role("button", name=start).click()
     page.wait_for_url("**/verify/consent")

@@ -186,13 +186,19 @@ def request_by_link(link: str, *, now: datetime) -> VerificationRequest:
     return request
 
 
+@transaction.atomic  # a final status and its provider webhook (webhooks app) commit together
 def request_transition(*, request_id: str, to: str, now: datetime, allowed_from=None) -> bool:
     """Compare-and-swap the request status; a zero row count means someone else got there first (a no-op)."""
+    from webhooks.services import webhook_request_finished
+
     allowed_from = allowed_from or [VerificationRequest.Status.PENDING, VerificationRequest.Status.PROCESSING]
     updates = {"status": to}
     if to in VerificationRequest.TERMINAL:
         updates["completed_at"] = now
-    return bool(VerificationRequest.objects.filter(pk=request_id, status__in=allowed_from).update(**updates))
+    changed = bool(VerificationRequest.objects.filter(pk=request_id, status__in=allowed_from).update(**updates))
+    if changed and to in VerificationRequest.TERMINAL:
+        webhook_request_finished(request_id=request_id, status=to, now=now)
+    return changed
 
 
 def return_url_for(request: VerificationRequest, *, error: str | None = None) -> str:
@@ -231,6 +237,8 @@ def request_complete(
 ) -> str | None:
     """Answer the request from the facts: sign exactly the requested predicates. Returns the token, or None if
     the request was already finished (compare-and-swap lost)."""
+    from webhooks.services import webhook_request_finished
+
     locked = (
         VerificationRequest.objects.select_for_update(of=("self",))
         .select_related("provider__policy")
@@ -269,6 +277,7 @@ def request_complete(
     locked.completed_at = now
     locked.save(update_fields=["token", "status", "completed_at"])
     audit_record(event="attestation.issued", request=locked.id, provider=provider.client_id, jti=jti, now=now)
+    webhook_request_finished(request_id=locked.id, status=locked.status, provider=provider, now=now)
     return signed.token
 
 
@@ -306,12 +315,16 @@ def attestation_check(*, provider: Provider, token: str, now: datetime, nonce: s
     return CheckResult(True, "ok", {"sub": payload["sub"], "exp": payload["exp"], **claims})
 
 
+@transaction.atomic  # the revocation and its provider webhook (webhooks app) commit together
 def attestation_revoke(*, attestation: Attestation, now: datetime) -> bool:
     """Operator revocation. Status-list publication of the bit comes with issue 3; the check API sees it now."""
+    from webhooks.services import webhook_attestation_revoked
+
     if Attestation.objects.filter(pk=attestation.pk, revoked_at__isnull=True).update(revoked_at=now):
         if attestation.status_list_id:
             statuslist.forget_revocations(attestation.status_list_id)
         audit_record(event="attestation.revoked", provider=attestation.provider.client_id, jti=attestation.jti, now=now)
+        webhook_attestation_revoked(provider=attestation.provider, jti=attestation.jti, now=now)
         return True
     return False
 

@@ -68,6 +68,7 @@ INSTALLED_APPS = [
     "broker",
     "audit",
     "attestations",
+    "webhooks",
     "verification",
 ]
 IDBROKER_DEMO = env.bool("IDBROKER_DEMO", default=DEBUG)
@@ -213,6 +214,7 @@ CELERY_BEAT_SCHEDULE = {
     "purge-expired-evidence": {"task": "verification.tasks.purge_expired", "schedule": 60.0},
     "poll-pending-results": {"task": "verification.tasks.poll_pending", "schedule": 30.0},
     "drain-deferred-audit": {"task": "audit.tasks.drain_deferred", "schedule": 5.0},
+    "deliver-due-webhooks": {"task": "webhooks.tasks.deliver_due", "schedule": 15.0},
 }
 
 # --- API ---------------------------------------------------------------------------------------------------------

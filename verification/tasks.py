@@ -8,6 +8,7 @@ from django.utils import timezone
 
 from attestations.idempotency import idempotency_purge
 from attestations.signing import signing_keys_retire_expired
+from webhooks.services import webhook_deliveries_purge
 
 from . import services
 from .vendors.base import VendorError
@@ -38,6 +39,7 @@ def purge_expired() -> dict:
     counts = services.purge_expired(now=now)
     counts["keys_retired"] = signing_keys_retire_expired(now=now)
     counts["idempotency_records"] = idempotency_purge(now=now)
+    counts["webhook_deliveries"] = webhook_deliveries_purge(now=now)
     return counts
 
 

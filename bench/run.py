@@ -40,6 +40,8 @@ ENV = {
     "DATABASE_URL": PG_URL,
     # Production shape: tasks go to Redis (audit entries for checks are written by workers, off the request path).
     "CELERY_BROKER_URL": os.environ.get("BENCH_CELERY_BROKER_URL", "redis://127.0.0.1:6379/13"),
+    # and the shared cache (rate limits) in Redis, as production runs it
+    "CACHE_URL": os.environ.get("BENCH_CACHE_URL", "rediscache://127.0.0.1:6379/13"),
     "DB_CONN_MAX_AGE": "60",
     "ALLOWED_HOSTS": "127.0.0.1",
     "SECURE_SSL_REDIRECT": "false",

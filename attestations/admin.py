@@ -3,19 +3,10 @@
 from django.contrib import admin, messages
 from django.utils import timezone
 
+from broker.admin import ReadOnlyAdmin
+
 from . import services
 from .models import ApiKey, Attestation, JurisdictionPolicy, Provider, SigningKey, VerificationRequest
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(JurisdictionPolicy)

@@ -84,6 +84,21 @@ def fresh_caches():
 
 
 @pytest.fixture
+def task_calls():
+    """Every task invocation (eager mode runs them in-process) as (name, args, kwargs)."""
+    from celery.signals import task_prerun
+
+    calls = []
+
+    def record(sender=None, args=None, kwargs=None, **_):
+        calls.append((sender.name, list(args or []), dict(kwargs or {})))
+
+    task_prerun.connect(record, weak=False)
+    yield calls
+    task_prerun.disconnect(record)
+
+
+@pytest.fixture
 def now():
     return timezone.now()
 

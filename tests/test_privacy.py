@@ -10,7 +10,6 @@ import logging
 import re
 
 import pytest
-from celery.signals import before_task_publish, task_prerun
 from django.contrib.admin.sites import site
 from django.contrib.auth import get_user_model
 from django.urls import reverse
@@ -30,20 +29,6 @@ def assert_clean(text: str, where: str):
         assert marker not in text, f"{marker!r} leaked into {where}"
 
 
-@pytest.fixture
-def task_calls():
-    """Every task invocation (eager mode runs them in-process): name, args, kwargs."""
-    calls = []
-
-    def record(sender=None, args=None, kwargs=None, **_):
-        calls.append((sender.name, list(args or []), dict(kwargs or {})))
-
-    task_prerun.connect(record, weak=False)
-    before_task_publish.connect(lambda body=None, **kw: calls.append(("published", body, {})), weak=False)
-    yield calls
-    task_prerun.disconnect(record)
-
-
 def test_nothing_personal_leaks_anywhere_after_journeys(acme, signing_key, caplog, task_calls, admin_client):
     caplog.set_level(logging.DEBUG)
     outcomes = {}
@@ -58,7 +43,7 @@ def test_nothing_personal_leaks_anywhere_after_journeys(acme, signing_key, caplo
     assert_clean("\n".join(formatter.format(r) for r in caplog.records), "logs")
 
     # Task arguments: ids only, never bytes or facts.
-    invoked = [c for c in task_calls if c[0] != "published"]
+    invoked = task_calls
     assert {name for name, *_ in invoked} >= {
         "verification.tasks.submit_session",
         "verification.tasks.delete_vendor_copy",

@@ -10,18 +10,10 @@ import pytest
 from attestations import policies
 from attestations.models import JurisdictionPolicy
 from attestations.policies import StoredFacts
+from tests.attestations.support import FACTS
 from verification.vendors.base import Check
 
-ADULT = StoredFacts(
-    date_of_birth=date(1990, 4, 12),
-    nationality="DE",
-    issuing_country="DE",
-    document_type="passport",
-    document_expiry=date(2031, 1, 1),
-    document_authentic=Check.PASS,
-    liveness=Check.PASS,
-    face_match=Check.PASS,
-)
+ADULT = FACTS  # an adult German passport holder
 LEAPLING = date(2008, 2, 29)
 
 

@@ -9,7 +9,6 @@ import threading
 from datetime import timedelta
 
 import pytest
-from celery.signals import task_prerun
 from django.db import connection
 from django.utils import timezone
 from standardwebhooks import Webhook
@@ -41,18 +40,6 @@ def _event(provider, *, object_id="vr_test", status="expired"):
         status=status,
         now=timezone.now(),
     )
-
-
-@pytest.fixture
-def task_calls():
-    calls = []
-
-    def record(sender=None, args=None, kwargs=None, **_):
-        calls.append((sender.name, list(args or []), dict(kwargs or {})))
-
-    task_prerun.connect(record, weak=False)
-    yield calls
-    task_prerun.disconnect(record)
 
 
 # --- What is sent ------------------------------------------------------------------------------------------------

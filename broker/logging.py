@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 
 ALLOWED_FIELDS = ("event", "session", "vr", "provider", "vendor", "status_code", "code", "count", "task", "kid")
 # Verification links carry a one-time bearer secret in the path; log lines that quote a path get it masked.
-LINK_SECRET = re.compile(r"/verify/(?!consent|document|selfie|waiting|status|result)[A-Za-z0-9_-]{16,}")
+LINK_SECRET = re.compile(r"/verify/(?:phone/)?(?!consent|document|selfie|waiting|status|result)[A-Za-z0-9_-]{16,}")
 
 
 class JsonFormatter(logging.Formatter):

@@ -115,3 +115,16 @@ class VendorEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.vendor} event"
+
+
+class Handoff(models.Model):
+    """A one-time link that continues a verification on a phone (SPEC 2.2 step 3): hashed, single use, minutes."""
+
+    session = models.ForeignKey(VerificationSession, on_delete=models.CASCADE, related_name="handoffs")
+    token_hash = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+    used_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"handoff for {self.session_id}"

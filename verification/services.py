@@ -25,7 +25,7 @@ from broker.errors import BrokerError
 
 from . import crypto
 from .images import sanitize_image
-from .models import Evidence, FactRecord, VendorEvent, VerificationSession
+from .models import Evidence, FactRecord, Handoff, VendorEvent, VerificationSession
 from .vendors.base import CaptureMode, EvidenceKind, Outcome, Result, VendorError, get_vendor
 
 log = logging.getLogger(__name__)
@@ -186,6 +186,43 @@ def session_submit(*, session: VerificationSession, scenario: str | None = None,
             raise SessionError("This verification was already submitted.")
         attestation_services.request_transition(request_id=session.request_id, to=R.PROCESSING, now=now)
         transaction.on_commit(lambda: tasks.submit_session.delay(session.pk))
+
+
+# --- Cross-device capture ---------------------------------------------------------------------------------------
+
+HANDOFF_TTL = timedelta(minutes=10)
+
+
+class HandoffInvalid(BrokerError):
+    code = "handoff_invalid"
+    status = 410
+    title = "This phone link cannot be used"
+
+
+def handoff_create(*, session: VerificationSession, now: datetime) -> str:
+    """A fresh single-use link for the phone; earlier unused ones stop working. Returns the URL."""
+    if session.status != S.STARTED:
+        raise SessionError("Photos can no longer be taken for this verification.")
+    token = secrets.token_urlsafe(32)
+    with transaction.atomic():
+        Handoff.objects.filter(session=session, used_at__isnull=True).delete()
+        Handoff.objects.create(
+            session=session,
+            token_hash=crypto.keyed_hash("handoff", token),
+            created_at=now,
+            expires_at=now + HANDOFF_TTL,
+        )
+    return f"{settings.PUBLIC_URL}/verify/phone/{token}"
+
+
+def handoff_use(*, token: str, now: datetime) -> VerificationSession:
+    """The phone opened the link: spend it (compare-and-swap) and hand back the verification to continue."""
+    handoff = Handoff.objects.select_related("session").filter(token_hash=crypto.keyed_hash("handoff", token)).first()
+    if handoff is None or handoff.expires_at <= now or handoff.session.status != S.STARTED:
+        raise HandoffInvalid()
+    if not Handoff.objects.filter(pk=handoff.pk, used_at__isnull=True).update(used_at=now):
+        raise HandoffInvalid()
+    return handoff.session
 
 
 # --- Vendor processing (run by tasks) --------------------------------------------------------------------------

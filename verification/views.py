@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import logging
 
+import segno
 from django.http import HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -124,6 +125,48 @@ def open_link(request, link: str):
     request.session.cycle_key()
     request.session[SESSION_KEY] = vr.pk
     return redirect(_step_url(vr))
+
+
+@require_http_methods(["GET", "POST"])
+def handoff(request):
+    """Desktop: show a QR code that continues this verification on a phone, then follow along."""
+    vr = _current(request)
+    if vr is None:
+        return _no_journey(request)
+    session = _session_of(vr)
+    if session is None or session.status != S.STARTED:
+        return redirect(_step_url(vr))
+    url = services.handoff_create(session=session, now=timezone.now())
+    qr = segno.make(url, error="m")
+    return render(
+        request,
+        "verification/handoff.html",
+        {
+            "vr": vr,
+            "provider": vr.provider,
+            "url": url,
+            "step": "document",
+            "qr_svg": qr.svg_inline(scale=6, dark="#1b1f24", omitsize=False, title="QR code for your phone"),
+        },
+    )
+
+
+@require_GET
+def phone(request, token: str):
+    """Phone: spend the one-time link and join the same verification in this browser."""
+    try:
+        session = services.handoff_use(token=token, now=timezone.now())
+    except services.HandoffInvalid:
+        return _error(
+            request,
+            410,
+            "This phone link cannot be used",
+            "It was already used, has expired, or the verification has moved on. "
+            "On your computer, choose “Continue on your phone” again to get a new code.",
+        )
+    request.session.cycle_key()
+    request.session[SESSION_KEY] = session.request_id
+    return redirect(_step_url(session.request))
 
 
 @require_GET

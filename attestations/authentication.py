@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from datetime import timedelta
 
@@ -78,4 +79,4 @@ class ProviderRateThrottle(throttling.BaseThrottle):
         return count <= limit
 
     def wait(self):
-        return self.retry_after
+        return max(1, math.ceil(self.retry_after))  # DRF sends whole seconds; never "Retry-After: 0"

@@ -2,7 +2,7 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-HOST   ?= 127.0.0.1
+HOST   ?= localhost
 PORT   ?= 8000
 
 # Services used by the second test pass and by run-prod-like (this machine kind runs both already).

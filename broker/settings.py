@@ -50,7 +50,8 @@ IDBROKER_MASTER_KEY = secret("IDBROKER_MASTER_KEY")
 # Keys the pairwise pseudonyms and the API-key hashes; rotating it changes every `sub` and voids every API key.
 IDBROKER_HASH_KEY = secret("IDBROKER_HASH_KEY")
 
-PUBLIC_URL = env.str("IDBROKER_PUBLIC_URL", default="http://127.0.0.1:8000").rstrip("/")
+# Passkeys need a host name (WebAuthn RP ID), not an IP address: hence localhost.
+PUBLIC_URL = env.str("IDBROKER_PUBLIC_URL", default="http://localhost:8000").rstrip("/")
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]"] if DEBUG else [])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 CSRF_FAILURE_VIEW = "verification.views.csrf_failure"
@@ -70,6 +71,7 @@ INSTALLED_APPS = [
     "attestations",
     "webhooks",
     "verification",
+    "accounts",
 ]
 IDBROKER_DEMO = env.bool("IDBROKER_DEMO", default=DEBUG)
 IDBROKER_BENCH = env.bool("IDBROKER_BENCH", default=False)  # mounts /bench/bare for `make bench` only

@@ -51,6 +51,7 @@ urlpatterns = [
     path("verify/result", verification_views.result, name="verify-result"),
     path("verify/<str:link>", verification_views.open_link, name="verify-link"),
     path("webhooks/vendors/<str:vendor>", verification_views.vendor_webhook, name="vendor-webhook"),
+    path("account/", include("accounts.urls")),
     path("admin/", admin.site.urls),
 ]
 

@@ -326,6 +326,7 @@ def result(request):
             "outcome": outcome,
             "back": back,
             "claims": [describe_claim(c, vr.provider.policy) for c in vr.claims],
+            "offer_account": outcome == "approved" and not request.session.get("idb_account"),
         },
     )
 

@@ -29,7 +29,8 @@ def test_desktop_hands_off_to_a_phone_and_follows_along(browser, public_url, art
         desktop.wait_for_url("**/verify/handoff")
         assert desktop.locator(".qr svg").is_visible()
         desktop.screenshot(path=artifacts / "handoff-desktop.png", full_page=True)
-        link = re.search(r"http\S+/verify/phone/[A-Za-z0-9_-]+", desktop.locator("details code").text_content()).group(0)
+        shown = desktop.locator("details code").text_content()
+        link = re.search(r"http\S+/verify/phone/[A-Za-z0-9_-]+", shown).group(0)
 
         phone = phone_ctx.new_page()
         phone.goto(link)

@@ -1,0 +1,151 @@
+"""Passkey registration and sign-in (WebAuthn Level 3) through py_webauthn; nothing cryptographic by hand.
+
+1. Options carry a fresh random challenge, kept server-side in the browser session and used once.
+2. The RP ID is the public URL's host name; the expected origin is the public URL (an IP address is not a valid RP
+   ID, so `make run` serves on localhost).
+3. Sign-in uses discoverable credentials (no user name typed): the credential id finds the passkey; the signature
+   is verified against its stored public key, and a sign counter that goes backwards is refused (a cloned key).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from datetime import datetime
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from webauthn import (
+    generate_authentication_options,
+    generate_registration_options,
+    options_to_json,
+    verify_authentication_response,
+    verify_registration_response,
+)
+from webauthn.helpers.exceptions import InvalidAuthenticationResponse, InvalidRegistrationResponse
+from webauthn.helpers.structs import (
+    AuthenticatorSelectionCriteria,
+    PublicKeyCredentialDescriptor,
+    ResidentKeyRequirement,
+    UserVerificationRequirement,
+)
+
+from broker.errors import BrokerError
+
+from .models import Account, Passkey
+
+MAX_PASSKEYS = 10
+
+
+class PasskeyError(BrokerError):
+    code = "passkey_invalid"
+    status = 400
+    title = "The passkey could not be used"
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def rp_id() -> str:
+    return urlsplit(settings.PUBLIC_URL).hostname or "localhost"
+
+
+def registration_options(*, subject: str) -> tuple[str, bytes]:
+    """Options JSON for navigator.credentials.create, and the challenge to keep."""
+    account = Account.objects.filter(subject=subject).first()
+    existing = list(account.passkeys.values_list("credential_id", flat=True)) if account else []
+    options = generate_registration_options(
+        rp_id=rp_id(),
+        rp_name="idbroker",
+        # The user handle is random and says nothing; the "name" is what the passkey manager shows.
+        user_id=(account.id if account else subject).encode(),
+        user_name="idbroker verification",
+        authenticator_selection=AuthenticatorSelectionCriteria(
+            resident_key=ResidentKeyRequirement.REQUIRED, user_verification=UserVerificationRequirement.PREFERRED
+        ),
+        exclude_credentials=[PublicKeyCredentialDescriptor(id=_unb64(c)) for c in existing],
+    )
+    return options_to_json(options), options.challenge
+
+
+@transaction.atomic
+def passkey_register(*, subject: str, credential: dict, challenge: bytes, label: str, now: datetime) -> Account:
+    try:
+        verified = verify_registration_response(
+            credential=credential,
+            expected_challenge=challenge,
+            expected_rp_id=rp_id(),
+            expected_origin=settings.PUBLIC_URL,
+        )
+    except (InvalidRegistrationResponse, ValueError, KeyError, TypeError):
+        raise PasskeyError("The passkey could not be registered. Please try again.") from None
+    account, _ = Account.objects.get_or_create(subject=subject, defaults={"created_at": now})
+    if account.passkeys.count() >= MAX_PASSKEYS:
+        raise PasskeyError(f"An account holds at most {MAX_PASSKEYS} passkeys.")
+    try:
+        with transaction.atomic():
+            Passkey.objects.create(
+                account=account,
+                credential_id=_b64(verified.credential_id),
+                public_key=verified.credential_public_key,
+                sign_count=verified.sign_count,
+                label=label[:60],
+                created_at=now,
+            )
+    except IntegrityError:
+        raise PasskeyError("This passkey is already registered.") from None
+    return account
+
+
+def authentication_options() -> tuple[str, bytes]:
+    options = generate_authentication_options(rp_id=rp_id(), user_verification=UserVerificationRequirement.PREFERRED)
+    return options_to_json(options), options.challenge
+
+
+def passkey_authenticate(*, credential: dict, challenge: bytes, now: datetime) -> Account:
+    passkey = Passkey.objects.select_related("account").filter(credential_id=str(credential.get("rawId", ""))).first()
+    if passkey is None:
+        raise PasskeyError("This passkey is not known here. Verify again to create an account.")
+    try:
+        verified = verify_authentication_response(
+            credential=credential,
+            expected_challenge=challenge,
+            expected_rp_id=rp_id(),
+            expected_origin=settings.PUBLIC_URL,
+            credential_public_key=bytes(passkey.public_key),
+            credential_current_sign_count=passkey.sign_count,
+        )
+    except (InvalidAuthenticationResponse, ValueError, KeyError, TypeError):
+        raise PasskeyError("The passkey could not be verified.") from None
+    # Compare-and-swap on the counter: two sign-ins racing with the same assertion cannot both win.
+    if not Passkey.objects.filter(pk=passkey.pk, sign_count=passkey.sign_count).update(
+        sign_count=verified.new_sign_count, last_used_at=now
+    ):
+        raise PasskeyError("The passkey could not be verified.")
+    return passkey.account
+
+
+def passkey_remove(*, account: Account, passkey_id: int) -> None:
+    with transaction.atomic():
+        keys = list(Account.objects.select_for_update().get(pk=account.pk).passkeys.values_list("pk", flat=True))
+        if passkey_id not in keys:
+            raise PasskeyError("No such passkey.")
+        if len(keys) == 1:
+            raise PasskeyError("This is your only passkey. Add another one before removing it.")
+        Passkey.objects.filter(pk=passkey_id).delete()
+
+
+def parse_credential(body: bytes) -> dict:
+    try:
+        data = json.loads(body)
+    except ValueError:
+        raise PasskeyError("The browser sent something unexpected.") from None
+    if not isinstance(data, dict):
+        raise PasskeyError("The browser sent something unexpected.")
+    return data

@@ -1,0 +1,122 @@
+"""Passkey accounts in Chromium with the DevTools virtual authenticator (SPEC 2.3)."""
+
+import pytest
+from django.core.management import call_command
+
+from accounts.models import Account, Passkey
+from tests import images
+from verification.models import VerificationSession
+
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+VIRTUAL = {
+    "protocol": "ctap2",
+    "transport": "internal",
+    "hasResidentKey": True,
+    "hasUserVerification": True,
+    "isUserVerified": True,
+    "automaticPresenceSimulation": True,
+}
+
+
+def verify_in_browser(page, base, tmp_path):
+    document, selfie = tmp_path / "id.png", tmp_path / "me.jpg"
+    document.write_bytes(images.document_png())
+    selfie.write_bytes(images.selfie_jpeg())
+    page.goto(f"{base}/")
+    page.get_by_role("button", name="Verify with idbroker").click()
+    page.get_by_role("button", name="Continue").click()
+    page.get_by_label("Choose or take a photo of your ID").set_input_files(str(document))
+    page.get_by_role("button", name="Continue").click()
+    page.get_by_label("Or upload a selfie").set_input_files(str(selfie))
+    page.get_by_role("button", name="Submit for checking").click()
+    page.wait_for_url("**/verify/result", timeout=30000)
+
+
+def test_create_a_passkey_sign_out_and_sign_in_again(browser, public_url, tmp_path, artifacts):
+    call_command("load_demo")
+    context = browser.new_context()
+    page = context.new_page()
+    cdp = context.new_cdp_session(page)
+    cdp.send("WebAuthn.enable")
+    authenticator = cdp.send(
+        "WebAuthn.addVirtualAuthenticator",
+        {
+            "options": {
+                "protocol": "ctap2",
+                "transport": "internal",
+                "hasResidentKey": True,
+                "hasUserVerification": True,
+                "isUserVerified": True,
+                "automaticPresenceSimulation": True,
+            }
+        },
+    )["authenticatorId"]
+    try:
+        verify_in_browser(page, public_url, tmp_path)
+        page.get_by_role("button", name="Create a passkey").click()
+        page.get_by_text("Your passkey is ready").wait_for(timeout=15000)
+        page.screenshot(path=artifacts / "passkey-created.png", full_page=True)
+        account = Account.objects.get()
+        assert account.subject == VerificationSession.objects.get().subject
+        assert Passkey.objects.filter(account=account).count() == 1
+        assert len(cdp.send("WebAuthn.getCredentials", {"authenticatorId": authenticator})["credentials"]) == 1
+        # The way back to the provider is still there.
+        assert page.get_by_role("link", name="Continue to Acme AI").is_visible()
+
+        page.goto(f"{public_url}/account/")
+        page.get_by_role("button", name="Sign out").click()
+        page.wait_for_url("**/account/signin")
+        page.goto(f"{public_url}/account/")
+        page.wait_for_url("**/account/signin")  # signed out really means signed out
+
+        page.get_by_role("button", name="Sign in with a passkey").click()
+        page.wait_for_url("**/account/", timeout=15000)
+        assert page.get_by_role("heading", name="Your idbroker account").is_visible()
+        assert Passkey.objects.get().last_used_at is not None
+
+        # Several passkeys (a second device: the first one already holds a passkey for this account and the
+        # browser refuses to make a duplicate); the last one cannot be removed.
+        cdp.send("WebAuthn.removeVirtualAuthenticator", {"authenticatorId": authenticator})
+        cdp.send("WebAuthn.addVirtualAuthenticator", {"options": VIRTUAL})
+        page.get_by_role("button", name="Add another passkey").click()
+        page.wait_for_function("document.querySelectorAll('table tr').length === 3", timeout=15000)
+        assert Passkey.objects.count() == 2
+        page.screenshot(path=artifacts / "passkey-account.png", full_page=True)
+        page.get_by_role("button", name="Remove").first.click()
+        page.wait_for_function("document.querySelectorAll('table tr').length === 2")
+        page.get_by_role("button", name="Remove").click()
+        assert "only passkey" in page.get_by_role("alert").inner_text()
+        assert Passkey.objects.count() == 1
+    finally:
+        context.close()
+
+
+def test_an_unknown_passkey_cannot_sign_in_and_registration_needs_a_verification(browser, public_url):
+    context = browser.new_context()
+    page = context.new_page()
+    cdp = context.new_cdp_session(page)
+    cdp.send("WebAuthn.enable")
+    cdp.send(
+        "WebAuthn.addVirtualAuthenticator",
+        {
+            "options": {
+                "protocol": "ctap2",
+                "transport": "internal",
+                "hasResidentKey": True,
+                "hasUserVerification": True,
+                "isUserVerified": True,
+                "automaticPresenceSimulation": True,
+            }
+        },
+    )
+    try:
+        page.goto(f"{public_url}/account/signin")
+        page.get_by_role("button", name="Sign in with a passkey").click()
+        status = page.locator("#passkey-status")
+        page.wait_for_function("document.querySelector('#passkey-status').textContent.length > 40", timeout=15000)
+        assert "not known here" in status.inner_text() or "not allowed" in status.inner_text().lower()
+        response = page.request.post(f"{public_url}/account/passkeys/options")
+        assert response.status == 403
+        assert not Account.objects.exists()
+    finally:
+        context.close()

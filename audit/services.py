@@ -27,6 +27,7 @@ EVENTS = frozenset(
         "vendor.decided",
         "vendor.deletion_requested",
         "facts.stored",
+        "facts.reused",
         "facts.destroyed",
         "attestation.issued",
         "attestation.shared",

@@ -420,6 +420,34 @@ def facts_read(record: FactRecord) -> StoredFacts:
     return StoredFacts.from_json(json.loads(plain))
 
 
+def facts_current(*, subject: str, now: datetime) -> tuple[FactRecord, StoredFacts] | None:
+    """The person's newest facts that are still valid today (SPEC 2.3 reuse), or None: verify again."""
+    record = (
+        FactRecord.objects.filter(subject=subject, destroyed_at__isnull=True, expires_at__gt=now)
+        .order_by("-created_at")
+        .first()
+    )
+    if record is None:
+        return None
+    facts = facts_read(record)
+    if facts.document_expiry is not None and facts.document_expiry < now.date():
+        return None
+    return record, facts
+
+
+def request_answer_from_facts(*, request: VerificationRequest, subject: str, now: datetime) -> str | None:
+    """One-click reuse: answer a new provider's request from stored facts, evaluated on today's date (an
+    age_over_21 asked a year later is answered for that day). No new photos, no vendor call."""
+    current = facts_current(subject=subject, now=now)
+    if current is None or request.status != R.PENDING or request.expires_at <= now:
+        return None
+    record, facts = current
+    audit_record(event="facts.reused", request=request.pk, session=record.session_id, now=now)
+    return attestation_services.request_complete(
+        request=request, subject=subject, facts=facts, verified_month=record.verified_month, now=now
+    )
+
+
 def facts_destroy(*, record_id: int, now: datetime) -> bool:
     if FactRecord.objects.filter(pk=record_id, destroyed_at__isnull=True).update(
         sealed=None, wrapped_key=None, destroyed_at=now

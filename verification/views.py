@@ -59,6 +59,12 @@ def _current(request) -> VerificationRequest | None:
     return VerificationRequest.objects.select_related("provider__policy").filter(pk=request_id).first()
 
 
+def _account(request):
+    from accounts.views import current_account  # accounts builds on verification, not the other way round
+
+    return current_account(request)
+
+
 def _no_journey(request):
     return _error(
         request,
@@ -181,10 +187,16 @@ def consent(request):
     if vr is None:
         return _no_journey(request)
     now = timezone.now()
+    account = _account(request)
+    reusable = account is not None and services.facts_current(subject=account.subject, now=now) is not None
     if request.method == "POST" and vr.status == VerificationRequest.Status.PENDING and not _session_of(vr):
         if request.POST.get("action") == "decline":
             services.request_decline(request=vr, now=now)
             return redirect(reverse("verify-result"))
+        if request.POST.get("action") == "approve" and reusable:
+            services.request_answer_from_facts(request=vr, subject=account.subject, now=now)
+            vr.refresh_from_db()
+            return redirect(_step_url(vr))
         try:
             services.session_start(request=vr, now=now)
         except services.SessionError as exc:
@@ -201,6 +213,7 @@ def consent(request):
             "provider": vr.provider,
             "claims": [describe_claim(c, policy) for c in vr.claims],
             "evidence_minutes": int(services.settings.IDBROKER_EVIDENCE_TTL.total_seconds() // 60),
+            "reusable": reusable,
         },
     )
 
@@ -327,6 +340,7 @@ def result(request):
             "back": back,
             "claims": [describe_claim(c, vr.provider.policy) for c in vr.claims],
             "offer_account": outcome == "approved" and not request.session.get("idb_account"),
+            "reused": _session_of(vr) is None,
         },
     )
 

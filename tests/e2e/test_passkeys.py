@@ -87,6 +87,27 @@ def test_create_a_passkey_sign_out_and_sign_in_again(browser, public_url, tmp_pa
         page.get_by_role("button", name="Remove").click()
         assert "only passkey" in page.get_by_role("alert").inner_text()
         assert Passkey.objects.count() == 1
+
+        # Verify once, reuse: another provider asks; the signed-in person approves in one click, no photos.
+        from django.utils import timezone
+
+        from attestations.services import provider_create, request_create
+
+        other, _ = provider_create(
+            name="Globex Chat",
+            redirect_uris=["https://globex.example/back"],
+            claims=["age_over_18"],
+            now=timezone.now(),
+        )
+        _, link = request_create(provider=other, claims=["age_over_18"], now=timezone.now())
+        page.goto(link)
+        page.wait_for_url("**/verify/consent")
+        assert page.get_by_text("No new photos needed").is_visible()
+        page.get_by_role("button", name="Approve").click()
+        page.wait_for_url("**/verify/result")
+        assert page.get_by_text("No new photos were needed").is_visible()
+        page.screenshot(path=artifacts / "reuse-result.png", full_page=True)
+        assert VerificationSession.objects.count() == 1
     finally:
         context.close()
 

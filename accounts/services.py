@@ -149,3 +149,97 @@ def parse_credential(body: bytes) -> dict:
     if not isinstance(data, dict):
         raise PasskeyError("The browser sent something unexpected.")
     return data
+
+
+# --- The person's own data (SPEC 2.3) -----------------------------------------------------------------------------
+
+
+def shares_of(account: Account):
+    from attestations.models import Attestation
+    from attestations.services import holder_of
+
+    return (
+        Attestation.objects.filter(holder=holder_of(account.subject)).select_related("provider").order_by("-issued_at")
+    )
+
+
+def share_revoke(*, account: Account, attestation_id: int, now: datetime) -> bool:
+    from attestations.services import attestation_revoke
+
+    attestation = shares_of(account).filter(pk=attestation_id).first()
+    if attestation is None:
+        raise PasskeyError("No such share.")
+    return attestation_revoke(attestation=attestation, now=now)
+
+
+def account_export(*, account: Account, now: datetime) -> dict:
+    """Everything the broker holds about this person, for them alone: facts decrypted, shares, audit events."""
+    from audit.models import AuditEvent
+    from verification.models import FactRecord, VerificationSession
+    from verification.services import facts_read
+
+    records = FactRecord.objects.filter(subject=account.subject).order_by("created_at")
+    sessions = list(VerificationSession.objects.filter(subject=account.subject).values_list("pk", "request_id"))
+    shares = list(shares_of(account))
+    ids = (
+        {s for pair in sessions for s in pair}
+        | {a.jti for a in shares}
+        | {a.request_id for a in shares if a.request_id}
+    )
+    events = [
+        {"event": e.event, "at": e.at.isoformat(), "refs": e.refs}
+        for e in AuditEvent.objects.order_by("seq")
+        if ids & set(e.refs.values())
+    ]
+    return {
+        "exported_at": now.isoformat(),
+        "account": {"id": account.pk, "created_at": account.created_at.isoformat()},
+        "passkeys": [
+            {
+                "label": p.label,
+                "created_at": p.created_at.isoformat(),
+                "last_used_at": p.last_used_at.isoformat() if p.last_used_at else None,
+            }
+            for p in account.passkeys.order_by("created_at")
+        ],
+        "facts": [
+            {
+                "verified": r.verified_month,
+                "kept_until": r.expires_at.isoformat(),
+                "destroyed_at": r.destroyed_at.isoformat() if r.destroyed_at else None,
+                "facts": facts_read(r).to_json() if r.destroyed_at is None else None,
+            }
+            for r in records
+        ],
+        "shares": [
+            {
+                "provider": a.provider.name,
+                "claims": a.claim_names,
+                "issued_at": a.issued_at.isoformat(),
+                "expires_at": a.expires_at.isoformat(),
+                "revoked_at": a.revoked_at.isoformat() if a.revoked_at else None,
+            }
+            for a in shares
+        ],
+        "audit_events": events,
+    }
+
+
+def account_delete_everything(*, account: Account, now: datetime) -> dict:
+    """Facts crypto-shredded, every attestation revoked, passkeys and account removed; the audit log keeps a
+    record of the deletion that names only the (random) account id."""
+    from attestations.services import attestation_revoke
+    from audit.services import audit_record
+    from verification.models import FactRecord
+    from verification.services import facts_destroy
+
+    counts = {"facts": 0, "attestations": 0}
+    for record_id in FactRecord.objects.filter(subject=account.subject, destroyed_at__isnull=True).values_list(
+        "pk", flat=True
+    ):
+        counts["facts"] += facts_destroy(record_id=record_id, now=now)
+    for attestation in shares_of(account).filter(revoked_at__isnull=True):
+        counts["attestations"] += attestation_revoke(attestation=attestation, now=now)
+    audit_record(event="account.deleted", account=account.pk, now=now)
+    account.delete()
+    return counts

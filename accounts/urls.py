@@ -11,4 +11,7 @@ urlpatterns = [
     path("passkeys", views.register, name="account-passkey-register"),
     path("passkeys/<int:passkey_id>/remove", views.remove_passkey, name="account-passkey-remove"),
     path("signout", views.signout, name="account-signout"),
+    path("shares/<int:attestation_id>/revoke", views.revoke_share, name="account-share-revoke"),
+    path("export", views.export, name="account-export"),
+    path("delete", views.delete_everything, name="account-delete"),
 ]

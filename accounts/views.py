@@ -122,9 +122,57 @@ def home(request):
     account = current_account(request)
     if account is None:
         return redirect(reverse("account-signin"))
+    return _home(request, account)
+
+
+def _home(request, account, *, error: str = "", status: int = 200):
+    now = timezone.now()
+    shares = [
+        {"row": a, "state": "revoked" if a.revoked_at else ("valid" if a.expires_at > now else "expired")}
+        for a in services.shares_of(account)
+    ]
     return render(
-        request, "accounts/home.html", {"account": account, "passkeys": account.passkeys.order_by("created_at")}
+        request,
+        "accounts/home.html",
+        {"account": account, "passkeys": account.passkeys.order_by("created_at"), "shares": shares, "error": error},
+        status=status,
     )
+
+
+@require_POST
+def revoke_share(request, attestation_id: int):
+    account = current_account(request)
+    if account is None:
+        return redirect(reverse("account-signin"))
+    try:
+        services.share_revoke(account=account, attestation_id=attestation_id, now=timezone.now())
+    except services.PasskeyError as exc:
+        return _home(request, account, error=exc.detail, status=404)
+    return redirect(reverse("account-home"))
+
+
+@require_GET
+def export(request):
+    account = current_account(request)
+    if account is None:
+        return redirect(reverse("account-signin"))
+    data = services.account_export(account=account, now=timezone.now())
+    response = JsonResponse(data, json_dumps_params={"indent": 2})
+    response["Content-Disposition"] = 'attachment; filename="idbroker-my-data.json"'
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+@require_POST
+def delete_everything(request):
+    account = current_account(request)
+    if account is None:
+        return redirect(reverse("account-signin"))
+    if request.POST.get("confirm") != "yes":
+        return _home(request, account, error="Tick the box to confirm that everything should be deleted.", status=400)
+    services.account_delete_everything(account=account, now=timezone.now())
+    request.session.flush()
+    return render(request, "accounts/deleted.html")
 
 
 @require_POST
@@ -135,12 +183,7 @@ def remove_passkey(request, passkey_id: int):
     try:
         services.passkey_remove(account=account, passkey_id=passkey_id)
     except services.PasskeyError as exc:
-        return render(
-            request,
-            "accounts/home.html",
-            {"account": account, "error": exc.detail, "passkeys": account.passkeys.order_by("created_at")},
-            status=400,
-        )
+        return _home(request, account, error=exc.detail, status=400)
     return redirect(reverse("account-home"))
 
 

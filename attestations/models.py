@@ -179,6 +179,9 @@ class Attestation(models.Model):
     issued_at = models.DateTimeField()
     expires_at = models.DateTimeField()
     revoked_at = models.DateTimeField(null=True, blank=True)
+    # Keyed hash of the person's subject: lets their own data page list and revoke what was shared (SPEC 2.3).
+    # Never in a token; providers see only their pairwise `sub`.
+    holder = models.CharField(max_length=64, blank=True, db_index=True)
     status_list = models.ForeignKey(StatusList, null=True, on_delete=models.PROTECT, related_name="attestations")
     status_idx = models.PositiveIntegerField(null=True)
 

@@ -219,6 +219,10 @@ def vct() -> str:
     return settings.IDBROKER_VCT or f"{settings.PUBLIC_URL}/vct/attestation/v1"
 
 
+def holder_of(subject: str) -> str:
+    return crypto.keyed_hash("holder", subject)
+
+
 def pairwise_sub(subject: str, client_id: str) -> str:
     """SPEC 3.4: a keyed hash of (user, provider). Two providers cannot join their records through `sub`."""
     digest = bytes.fromhex(crypto.keyed_hash("pairwise-sub", subject, client_id))
@@ -267,7 +271,14 @@ def request_complete(
         payload["nonce"] = locked.nonce
     # The row comes first: its random status-list index goes into the token (SPEC 4 `status`).
     row = statuslist.attestation_create_with_status(
-        jti=jti, provider=provider, request=locked, claim_names=list(values), kid="", issued_at=now, expires_at=expires
+        jti=jti,
+        provider=provider,
+        request=locked,
+        claim_names=list(values),
+        kid="",
+        issued_at=now,
+        expires_at=expires,
+        holder=holder_of(subject),
     )
     payload["status"] = {"status_list": {"idx": row.status_idx, "uri": statuslist.list_uri(row.status_list_id)}}
     signed = signing.sign_attestation(payload)

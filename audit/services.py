@@ -28,6 +28,7 @@ EVENTS = frozenset(
         "vendor.deletion_requested",
         "facts.stored",
         "facts.reused",
+        "account.deleted",
         "facts.destroyed",
         "attestation.issued",
         "attestation.shared",

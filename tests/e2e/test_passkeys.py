@@ -1,13 +1,19 @@
 """Passkey accounts in Chromium with the DevTools virtual authenticator (SPEC 2.3)."""
 
+import json
+from pathlib import Path
+
 import pytest
 from django.core.management import call_command
 
 from accounts.models import Account, Passkey
+from attestations.models import Attestation
+from audit.services import audit_verify
 from tests import images
-from verification.models import VerificationSession
+from verification.models import FactRecord, VerificationSession
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+PASSKEY_ROWS = "document.querySelectorAll('table[aria-label=\"Your passkeys\"] tr').length"
 VIRTUAL = {
     "protocol": "ctap2",
     "transport": "internal",
@@ -79,12 +85,12 @@ def test_create_a_passkey_sign_out_and_sign_in_again(browser, public_url, tmp_pa
         cdp.send("WebAuthn.removeVirtualAuthenticator", {"authenticatorId": authenticator})
         cdp.send("WebAuthn.addVirtualAuthenticator", {"options": VIRTUAL})
         page.get_by_role("button", name="Add another passkey").click()
-        page.wait_for_function("document.querySelectorAll('table tr').length === 3", timeout=15000)
+        page.wait_for_function(PASSKEY_ROWS + " === 3", timeout=15000)
         assert Passkey.objects.count() == 2
         page.screenshot(path=artifacts / "passkey-account.png", full_page=True)
-        page.get_by_role("button", name="Remove").first.click()
-        page.wait_for_function("document.querySelectorAll('table tr').length === 2")
-        page.get_by_role("button", name="Remove").click()
+        page.get_by_role("button", name="Remove passkey").first.click()
+        page.wait_for_function(PASSKEY_ROWS + " === 2")
+        page.get_by_role("button", name="Remove passkey").click()
         assert "only passkey" in page.get_by_role("alert").inner_text()
         assert Passkey.objects.count() == 1
 
@@ -108,6 +114,25 @@ def test_create_a_passkey_sign_out_and_sign_in_again(browser, public_url, tmp_pa
         assert page.get_by_text("No new photos were needed").is_visible()
         page.screenshot(path=artifacts / "reuse-result.png", full_page=True)
         assert VerificationSession.objects.count() == 1
+
+        # The person's own page: revoke one share, download, delete everything.
+        page.goto(f"{public_url}/account/")
+        assert page.get_by_role("cell", name="Globex Chat", exact=True).is_visible()
+        page.get_by_role("button", name="Revoke what Globex Chat received").click()
+        page.wait_for_url("**/account/")
+        assert page.get_by_role("button", name="Revoke what Globex Chat received").count() == 0
+        with page.expect_download() as download:
+            page.get_by_role("link", name="Download my data (JSON)").click()
+        exported = json.loads(Path(download.value.path()).read_text())
+        assert {s["provider"] for s in exported["shares"]} == {"Acme AI", "Globex Chat"}
+        page.screenshot(path=artifacts / "my-data.png", full_page=True)
+        page.get_by_label("I understand").check()
+        page.get_by_role("button", name="Delete everything").click()
+        assert page.get_by_role("heading", name="Everything is deleted").is_visible()
+        assert not Account.objects.exists() and not Passkey.objects.exists()
+        assert not FactRecord.objects.filter(sealed__isnull=False).exists()
+        assert not Attestation.objects.filter(revoked_at__isnull=True).exists()
+        assert audit_verify().ok
     finally:
         context.close()
 

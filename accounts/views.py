@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import logging
 
 from django.http import HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
@@ -11,12 +12,14 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from attestations.models import VerificationRequest
+from broker.ratelimit import per_client
 from verification.models import VerificationSession
 from verification.views import SESSION_KEY
 
 from . import services
 from .models import Account
 
+log = logging.getLogger(__name__)
 ACCOUNT_KEY = "idb_account"
 CHALLENGE_KEY = "idb_webauthn_challenge"
 
@@ -63,6 +66,7 @@ def _fail(exc: services.PasskeyError) -> JsonResponse:
 
 
 @require_POST
+@per_client("passkey-register", limit=10, window=60)
 def register_options(request):
     subject = _subject_for_registration(request)
     if subject is None:
@@ -73,6 +77,7 @@ def register_options(request):
 
 
 @require_POST
+@per_client("passkey-register", limit=10, window=60)
 def register(request):
     subject = _subject_for_registration(request)
     if subject is None:
@@ -99,6 +104,7 @@ def signin(request):
 
 
 @require_POST
+@per_client("passkey-signin", limit=10, window=60)
 def signin_options(request):
     options, challenge = services.authentication_options()
     _keep_challenge(request, challenge)
@@ -106,13 +112,16 @@ def signin_options(request):
 
 
 @require_POST
+@per_client("passkey-signin", limit=10, window=60)
 def signin_finish(request):
     try:
         account = services.passkey_authenticate(
             credential=services.parse_credential(request.body), challenge=_take_challenge(request), now=timezone.now()
         )
     except services.PasskeyError as exc:
+        log.info("passkey sign-in refused", extra={"event": "passkey.signin", "code": exc.code})
         return _fail(exc)
+    log.info("passkey sign-in", extra={"event": "passkey.signin", "code": "ok"})
     _sign_in(request, account)
     return JsonResponse({"next": reverse("account-home")})
 

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import math
-import time
 from datetime import timedelta
 
 from django.conf import settings
-from django.core.cache import cache
 from django.utils import timezone
 from rest_framework import authentication, exceptions, permissions, throttling
+
+from broker import ratelimit
 
 from .models import ApiKey, Provider
 from .services import api_key_authenticate
@@ -54,9 +53,8 @@ class IsProvider(permissions.BasePermission):
 class ProviderRateThrottle(throttling.BaseThrottle):
     """Per-provider limits (SPEC 1): the provider's own `rate_limit`, else IDBROKER_DEFAULT_RATE_LIMIT.
 
-    A fixed-window counter (`cache.add` + `cache.incr`, atomic in Redis): O(1) per request. DRF's SimpleRateThrottle
-    keeps and re-serialises a list of every request time in the window, which grows with the limit and showed up
-    as a real cost on the check API's hot path.
+    A fixed-window counter (broker.ratelimit): O(1) per request. DRF's SimpleRateThrottle keeps and re-serialises a
+    list of every request time in the window, which grows with the limit and showed up on the check API's hot path.
     """
 
     parse_rate = throttling.SimpleRateThrottle.parse_rate
@@ -66,17 +64,8 @@ class ProviderRateThrottle(throttling.BaseThrottle):
             return True
         provider = request.user.provider
         limit, duration = self.parse_rate(provider.rate_limit or settings.IDBROKER_DEFAULT_RATE_LIMIT)
-        now = time.time()
-        window = int(now // duration)
-        self.retry_after = (window + 1) * duration - now
-        key = f"throttle:provider:{provider.pk}:{duration}:{window}"
-        cache.add(key, 0, timeout=duration + 1)
-        try:
-            count = cache.incr(key)
-        except ValueError:  # expired between add and incr: this request opens the next window
-            cache.add(key, 1, timeout=duration + 1)
-            count = 1
-        return count <= limit
+        allowed, self.retry_after = ratelimit.hit(f"provider:{provider.pk}", limit=limit, window=duration)
+        return allowed
 
     def wait(self):
-        return max(1, math.ceil(self.retry_after))  # DRF sends whole seconds; never "Retry-After: 0"
+        return self.retry_after

@@ -23,6 +23,7 @@ from attestations import services as attestation_services
 from attestations.models import VerificationRequest
 from attestations.policies import describe_claim
 from broker.errors import BrokerError
+from broker.ratelimit import per_client
 
 from . import services
 from .images import ImageRejected
@@ -99,6 +100,7 @@ def _step_url(vr: VerificationRequest) -> str:
 
 
 @require_GET
+@per_client("link", limit=20, window=60)
 def open_link(request, link: str):
     now = timezone.now()
     try:
@@ -158,6 +160,7 @@ def handoff(request):
 
 
 @require_GET
+@per_client("link", limit=20, window=60)
 def phone(request, token: str):
     """Phone: spend the one-time link and join the same verification in this browser."""
     try:
@@ -272,11 +275,13 @@ def _capture(request, kind: EvidenceKind, template_step: str):
 
 
 @require_http_methods(["GET", "POST"])
+@per_client("capture", limit=60, window=60)
 def document(request):
     return _capture(request, EvidenceKind.DOCUMENT_FRONT, "document")
 
 
 @require_http_methods(["GET", "POST"])
+@per_client("capture", limit=60, window=60)
 def selfie(request):
     return _capture(request, EvidenceKind.SELFIE, "selfie")
 

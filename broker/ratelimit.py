@@ -1,0 +1,55 @@
+"""Fixed-window rate limits on the shared cache (atomic `add` + `incr` in Redis): O(1) per request.
+
+Used for providers (by provider) and for the browser endpoints that invite guessing or flooding: passkey sign-in
+and registration, photo uploads, phone links (by client address, which is only ever used as a keyed hash).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from functools import wraps
+
+from django.core.cache import cache
+from django.http import JsonResponse
+
+from verification.crypto import keyed_hash
+
+
+def hit(key: str, *, limit: int, window: int) -> tuple[bool, int]:
+    """Count one request against `key`; return (allowed, seconds until the window resets)."""
+    now = time.time()
+    slot = int(now // window)
+    cache_key = f"ratelimit:{key}:{window}:{slot}"
+    cache.add(cache_key, 0, timeout=window + 1)
+    try:
+        count = cache.incr(cache_key)
+    except ValueError:  # expired between add and incr: this request opens the next window
+        cache.add(cache_key, 1, timeout=window + 1)
+        count = 1
+    return count <= limit, max(1, math.ceil((slot + 1) * window - now))
+
+
+def client_key(request) -> str:
+    return keyed_hash("rate-limit-client", request.META.get("REMOTE_ADDR", ""))
+
+
+def per_client(scope: str, *, limit: int, window: int):
+    """View decorator: at most `limit` requests per `window` seconds from one client address for this scope."""
+
+    def decorate(view):
+        @wraps(view)
+        def wrapper(request, *args, **kwargs):
+            allowed, retry_after = hit(f"{scope}:{client_key(request)}", limit=limit, window=window)
+            if not allowed:
+                response = JsonResponse(
+                    {"code": "rate_limited", "detail": "Too many attempts. Please wait a moment and try again."},
+                    status=429,
+                )
+                response["Retry-After"] = str(retry_after)
+                return response
+            return view(request, *args, **kwargs)
+
+        return wrapper
+
+    return decorate

@@ -46,16 +46,7 @@ def test_create_a_passkey_sign_out_and_sign_in_again(browser, public_url, tmp_pa
     cdp.send("WebAuthn.enable")
     authenticator = cdp.send(
         "WebAuthn.addVirtualAuthenticator",
-        {
-            "options": {
-                "protocol": "ctap2",
-                "transport": "internal",
-                "hasResidentKey": True,
-                "hasUserVerification": True,
-                "isUserVerified": True,
-                "automaticPresenceSimulation": True,
-            }
-        },
+        {"options": VIRTUAL},
     )["authenticatorId"]
     try:
         verify_in_browser(page, public_url, tmp_path)
@@ -144,16 +135,7 @@ def test_an_unknown_passkey_cannot_sign_in_and_registration_needs_a_verification
     cdp.send("WebAuthn.enable")
     cdp.send(
         "WebAuthn.addVirtualAuthenticator",
-        {
-            "options": {
-                "protocol": "ctap2",
-                "transport": "internal",
-                "hasResidentKey": True,
-                "hasUserVerification": True,
-                "isUserVerified": True,
-                "automaticPresenceSimulation": True,
-            }
-        },
+        {"options": VIRTUAL},
     )
     try:
         page.goto(f"{public_url}/account/signin")

@@ -196,9 +196,10 @@ def consent(request):
         if request.POST.get("action") == "decline":
             services.request_decline(request=vr, now=now)
             return redirect(reverse("verify-result"))
-        if request.POST.get("action") == "approve" and reusable:
-            services.request_answer_from_facts(request=vr, subject=account.subject, now=now)
-            vr.refresh_from_db()
+        if request.POST.get("action") == "approve":
+            if reusable:  # else the facts expired meanwhile (or the form was forged): show the page again
+                services.request_answer_from_facts(request=vr, subject=account.subject, now=now)
+                vr.refresh_from_db()
             return redirect(_step_url(vr))
         try:
             services.session_start(request=vr, now=now)

@@ -78,8 +78,10 @@ def test_expired_facts_force_a_fresh_verification(acme, globex, signing_key, now
     browser.get(trip.link_path)
     page = browser.get("/verify/consent")
     assert b'value="approve"' not in page.content and b'value="continue"' in page.content
-    browser.post("/verify/consent", {"action": "approve"})  # refused: nothing to reuse
+    refused = browser.post("/verify/consent", {"action": "approve"})  # nothing to reuse
+    assert refused["Location"] == "/verify/consent"
     assert VerificationRequest.objects.get(pk=trip.request_id).status == "pending"
+    assert VerificationSession.objects.count() == 1  # and no capture was started behind the user's back
 
 
 def test_without_an_account_there_is_no_one_click_approval(acme, globex, signing_key):

@@ -8,12 +8,28 @@ from __future__ import annotations
 
 import math
 import time
-from functools import wraps
+from functools import lru_cache, wraps
 
+from django.conf import settings
 from django.core.cache import cache
 from django.http import JsonResponse
 
 from verification.crypto import keyed_hash
+
+REDIS_CACHE = "django.core.cache.backends.redis.RedisCache"
+
+
+@lru_cache(maxsize=1)
+def _redis():
+    """With the Redis cache backend, talk to Redis directly: one pipelined round trip instead of Django's three
+    (`add`, then `incr`, which checks `exists` first)."""
+    conf = settings.CACHES["default"]
+    if conf["BACKEND"] != REDIS_CACHE:
+        return None
+    import redis
+
+    location = conf["LOCATION"]
+    return redis.Redis.from_url(location[0] if isinstance(location, list | tuple) else location)
 
 
 def hit(key: str, *, limit: int, window: int) -> tuple[bool, int]:
@@ -21,12 +37,19 @@ def hit(key: str, *, limit: int, window: int) -> tuple[bool, int]:
     now = time.time()
     slot = int(now // window)
     cache_key = f"ratelimit:{key}:{window}:{slot}"
-    cache.add(cache_key, 0, timeout=window + 1)
-    try:
-        count = cache.incr(cache_key)
-    except ValueError:  # expired between add and incr: this request opens the next window
-        cache.add(cache_key, 1, timeout=window + 1)
-        count = 1
+    client = _redis()
+    if client is not None:
+        pipe = client.pipeline(transaction=False)
+        pipe.set(f"idbroker:{cache_key}", 0, ex=window + 1, nx=True)
+        pipe.incr(f"idbroker:{cache_key}")
+        count = pipe.execute()[1]
+    else:
+        cache.add(cache_key, 0, timeout=window + 1)
+        try:
+            count = cache.incr(cache_key)
+        except ValueError:  # expired between add and incr: this request opens the next window
+            cache.add(cache_key, 1, timeout=window + 1)
+            count = 1
     return count <= limit, max(1, math.ceil((slot + 1) * window - now))
 
 

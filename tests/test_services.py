@@ -157,3 +157,22 @@ def test_check_audit_entries_are_deferred_through_redis_and_drained_into_the_cha
     assert checked.count() == before + 3
     assert all(set(row.refs) == {"provider", "jti"} for row in checked)
     assert audit_verify().ok
+
+
+def test_rate_limits_on_the_redis_cache_take_one_pipelined_round_trip(settings):
+    from broker import ratelimit
+
+    settings.CACHES = {"default": {"BACKEND": ratelimit.REDIS_CACHE, "LOCATION": "redis://127.0.0.1:6379/14"}}
+    ratelimit._redis.cache_clear()
+    try:
+        client = ratelimit._redis()
+        assert client is not None
+        client.flushdb()
+        results = [ratelimit.hit("test:client", limit=3, window=60) for _ in range(4)]
+        assert [allowed for allowed, _ in results] == [True, True, True, False]
+        (key,) = client.keys("idbroker:ratelimit:test:client:*")
+        assert 0 < client.ttl(key) <= 61  # the window cleans up after itself
+        assert ratelimit.hit("test:other", limit=3, window=60)[0] is True
+    finally:
+        ratelimit._redis.cache_clear()
+        client.flushdb()

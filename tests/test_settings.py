@@ -45,6 +45,8 @@ def test_a_missing_secret_stops_start_up_outside_debug():
     result = manage("check", env_extra={"IDBROKER_ALLOW_DEV_VENDOR": "true"}, drop=("IDBROKER_MASTER_KEY",))
     assert result.returncode != 0
     assert "IDBROKER_MASTER_KEY (or IDBROKER_MASTER_KEY_FILE) must be set" in result.stderr
+    assert result.stderr.startswith("Configuration error:")  # not Django's unrelated "Models aren't loaded yet"
+    assert "Traceback" not in result.stderr
 
 
 def test_secrets_can_come_from_files(tmp_path):

@@ -56,9 +56,9 @@ urlpatterns = [
 ]
 
 if settings.IDBROKER_BENCH:
-    from bench.views import BareApi
+    from bench.views import AuthenticatedApi, BareApi
 
-    urlpatterns.append(path("bench/bare", BareApi.as_view()))
+    urlpatterns += [path("bench/bare", BareApi.as_view()), path("bench/authenticated", AuthenticatedApi.as_view())]
 
 if settings.IDBROKER_DEMO:
     urlpatterns.append(path("", include("demo_provider.urls")))

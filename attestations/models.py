@@ -65,6 +65,9 @@ class Provider(models.Model):
     attestation_ttl_seconds = models.PositiveIntegerField(default=0, help_text="0 means the broker default.")
     rate_limit = models.CharField(max_length=32, blank=True, help_text="e.g. 120/min; blank means the default.")
     webhook_url = models.URLField(blank=True)
+    vendor = models.CharField(
+        max_length=32, blank=True, help_text="Identity vendor for this provider's users; blank means IDBROKER_VENDOR."
+    )
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(default=timezone.now)
 

@@ -200,6 +200,53 @@ IDBROKER_DEV_VENDOR_WEBHOOK_SECRET = env.str("IDBROKER_DEV_VENDOR_WEBHOOK_SECRET
     _dev_secret("IDBROKER_DEV_VENDOR_WEBHOOK_SECRET") if IDBROKER_ALLOW_DEV_VENDOR else ""
 )
 IDBROKER_RESULT_POLL_SECONDS = env.int("IDBROKER_RESULT_POLL_SECONDS", default=3)
+# Ordered vendors to fall back on while the primary's circuit breaker is open (SPEC 5).
+IDBROKER_VENDOR_FALLBACKS = env.list("IDBROKER_VENDOR_FALLBACKS", default=[])
+IDBROKER_VENDOR_TIMEOUT_SECONDS = env.float("IDBROKER_VENDOR_TIMEOUT_SECONDS", default=10.0)
+IDBROKER_VENDOR_RETRIES = env.int("IDBROKER_VENDOR_RETRIES", default=2)  # within one call, before Celery's retries
+IDBROKER_VENDOR_BACKOFF_SECONDS = env.float("IDBROKER_VENDOR_BACKOFF_SECONDS", default=0.25)  # doubles per retry
+IDBROKER_VENDOR_BREAKER_FAILURES = env.int("IDBROKER_VENDOR_BREAKER_FAILURES", default=5)
+IDBROKER_VENDOR_BREAKER_RESET_SECONDS = env.int("IDBROKER_VENDOR_BREAKER_RESET_SECONDS", default=60)
+
+
+def _secrets_list(name: str) -> list[str]:
+    """Webhook secrets: comma-separated, several while one rotates (NAME or NAME_FILE)."""
+    return [v.strip() for v in env.str(name, default="").split(",") if v.strip()]
+
+
+# Real vendors (vendors.md). A vendor is available once its API credential is set; URLs default to the vendor's
+# production API and point at the local fakes (`python -m fakevendors`) in demos and tests.
+IDBROKER_VENDORS = {
+    name: config
+    for name, config in {
+        "dev": {"enabled": True} if IDBROKER_ALLOW_DEV_VENDOR else {},
+        "persona": {
+            "api_url": env.str("PERSONA_API_URL", default="https://api.withpersona.com/api/v1"),
+            "api_key": env.str("PERSONA_API_KEY", default=""),
+            "template_id": env.str("PERSONA_TEMPLATE_ID", default=""),
+            "version": env.str("PERSONA_VERSION", default="2025-10-27"),
+            "webhook_secrets": _secrets_list("PERSONA_WEBHOOK_SECRETS"),
+        },
+        "onfido": {
+            "api_url": env.str("ONFIDO_API_URL", default="https://api.eu.onfido.com/v3.6"),
+            "api_key": env.str("ONFIDO_API_TOKEN", default=""),
+            "webhook_secrets": _secrets_list("ONFIDO_WEBHOOK_TOKENS"),
+        },
+        "stripe_identity": {
+            "api_url": env.str("STRIPE_API_URL", default="https://api.stripe.com/v1"),
+            "api_key": env.str("STRIPE_SECRET_KEY", default=""),
+            "version": env.str("STRIPE_VERSION", default="2025-10-29.clover"),
+            "webhook_secrets": _secrets_list("STRIPE_WEBHOOK_SECRETS"),
+        },
+        "veriff": {
+            "api_url": env.str("VERIFF_API_URL", default="https://stationapi.veriff.com/v1"),
+            "api_key": env.str("VERIFF_API_KEY", default=""),
+            # Veriff signs requests and webhooks with the integration's shared secret (several while rotating).
+            "webhook_secrets": _secrets_list("VERIFF_SHARED_SECRETS"),
+        },
+    }.items()
+    if config.get("enabled") or config.get("api_key")
+}
 
 # --- Celery ------------------------------------------------------------------------------------------------------
 # No broker configured means eager tasks: the embedded default runs everything in the web process.

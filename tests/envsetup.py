@@ -25,6 +25,7 @@ DEFAULTS = {
     "SESSION_COOKIE_SECURE": "false",
     "CSRF_COOKIE_SECURE": "false",
     "WHITENOISE_USE_FINDERS": "true",
+    "IDBROKER_VENDOR_BACKOFF_SECONDS": "0.01",  # retries against the fake vendors stay fast
     "DJANGO_ALLOW_ASYNC_UNSAFE": "true",  # Playwright's sync API runs an event loop in the test thread
 }
 for key, value in DEFAULTS.items():

@@ -54,10 +54,20 @@ class VerificationSession(models.Model):
     next_poll_at = models.DateTimeField(null=True, blank=True)
     # When the session counts as abandoned if nobody submitted (SPEC 3.1: 30 minutes by default).
     abandon_at = models.DateTimeField()
+    # A sandbox outcome chosen on the capture page (dev vendor, vendor sandboxes); empty in production.
+    sandbox_scenario = models.CharField(max_length=32, blank=True)
+    # The vendor's copy (SPEC 3.1): requested / in_progress / scheduled / done / failed / n/a, polled until final.
     vendor_deletion = models.CharField(max_length=16, blank=True, help_text="requested / done / failed / n/a")
+    vendor_deletion_next_at = models.DateTimeField(null=True, blank=True)
+    vendor_deletion_attempts = models.PositiveSmallIntegerField(default=0)
+    vendor_deleted_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
-        indexes = [models.Index(fields=["status", "next_poll_at"]), models.Index(fields=["status", "abandon_at"])]
+        indexes = [
+            models.Index(fields=["status", "next_poll_at"]),
+            models.Index(fields=["status", "abandon_at"]),
+            models.Index(fields=["vendor_deletion", "vendor_deletion_next_at"]),
+        ]
 
     def __str__(self) -> str:
         return self.id
@@ -104,11 +114,17 @@ class FactRecord(models.Model):
 
 
 class VendorEvent(models.Model):
-    """Dedupe ledger for inbound vendor webhooks: the key only, never the payload."""
+    """Dedupe ledger and work item for inbound vendor webhooks: routing facts only (the vendor's ids and event
+    name), never the payload. A task processes it by id: resolve the session, then re-fetch the result."""
 
     vendor = models.CharField(max_length=32)
     dedupe_key = models.CharField(max_length=200)
     received_at = models.DateTimeField(default=timezone.now)
+    event_type = models.CharField(max_length=80, blank=True)
+    vendor_session_id = models.CharField(max_length=128, blank=True)
+    resource = models.CharField(max_length=128, blank=True)
+    processed_at = models.DateTimeField(null=True, blank=True)
+    outcome = models.CharField(max_length=32, blank=True)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["vendor", "dedupe_key"], name="vendor_event_once")]

@@ -79,25 +79,45 @@ class Result:
 
 @dataclass(frozen=True)
 class WebhookEvent:
+    """What an authenticated webhook says, reduced to routing facts. Never a result: callers re-fetch.
+
+    `vendor_session_id` names our session at the vendor when the event carries it; otherwise it is empty and
+    `resource` names the vendor object the event is about (Onfido's thin check/report events), which
+    `VendorAdapter.session_for` resolves with a fetch, off the request path.
+    """
+
     dedupe_key: str
     vendor_session_id: str
     type: str
     occurred_at: datetime | None = None
+    resource: str = ""
 
 
 class DeletionState(enum.StrEnum):
-    REQUESTED = "requested"
+    """Where the vendor's copy stands. Vendors delete asynchronously (vendors.md): Stripe redacts within days,
+    Persona redacts children async, Onfido archives then hard-deletes after a delay, Veriff within 12 h."""
+
+    REQUESTED = "requested"  # asked; the vendor confirms later (poll `deletion_status`)
+    IN_PROGRESS = "in_progress"  # the vendor says it is redacting
+    SCHEDULED = "scheduled"  # the vendor will hard-delete at a known time
     DONE = "done"
+    FAILED = "failed"
     NOT_SUPPORTED = "n/a"
 
 
-class VendorError(Exception):
-    """A vendor call failed. `permanent` errors end the session; others are retried with backoff."""
+PENDING_DELETION = (DeletionState.REQUESTED, DeletionState.IN_PROGRESS, DeletionState.SCHEDULED)
 
-    def __init__(self, code: str, *, permanent: bool = False):
+
+class VendorError(Exception):
+    """A vendor call failed. `permanent` errors end the session; others are retried with backoff.
+
+    `retry_after` (seconds) is the vendor's own hint (429 `Retry-After`, `RateLimit-Reset`, a deletion quota)."""
+
+    def __init__(self, code: str, *, permanent: bool = False, retry_after: float | None = None):
         super().__init__(code)
         self.code = code
         self.permanent = permanent
+        self.retry_after = retry_after
 
 
 class WebhookRejected(Exception):
@@ -114,7 +134,7 @@ class NotSupported(VendorError):
 
 
 class UnknownVendor(LookupError):
-    pass
+    """No adapter by that name, or one that is not configured (no credentials in the environment)."""
 
 
 class VendorAdapter:
@@ -124,40 +144,67 @@ class VendorAdapter:
     evidence_kinds: ClassVar[tuple[EvidenceKind, ...]] = (EvidenceKind.DOCUMENT_FRONT, EvidenceKind.SELFIE)
 
     def start(self, *, reference: str, return_url: str, idempotency_key: str) -> StartResult:
-        """Open a verification at the vendor. `reference` is opaque and non-personal."""
+        """Open a verification at the vendor. `reference` is opaque and non-personal. Vendor-hosted adapters
+        return the `redirect_url` the user is sent to; `return_url` is where the vendor sends them back."""
         raise NotImplementedError
+
+    def resume_url(self, *, vendor_session_id: str, return_url: str) -> str:
+        """Vendor-hosted only: a fresh link to the vendor's page for the same session (after a retry, or when the
+        first link was spent)."""
+        raise NotSupported("resume_url")
 
     def upload(self, *, vendor_session_id: str, kind: EvidenceKind, data: bytes, mime: str) -> None:
         raise NotSupported("upload")
 
-    def submit(self, *, vendor_session_id: str) -> None:
+    def submit(self, *, vendor_session_id: str, scenario: str | None = None) -> None:
+        """Broker-hosted only: all evidence is uploaded, start the checks. Must be safe to call twice (a retried
+        task). `scenario` is a sandbox outcome (see `scenarios`), ignored by adapters without one."""
         raise NotSupported("submit")
 
     def fetch_result(self, *, vendor_session_id: str) -> Result:
         raise NotImplementedError
 
     def verify_webhook(self, *, headers: dict[str, str], body: bytes, now: datetime) -> WebhookEvent:
-        """Authenticate on the raw body, then parse. Never trust the body's result: callers re-fetch."""
+        """Authenticate on the raw body, then parse. Never trust the body's result: callers re-fetch.
+        `headers` have lower-case names."""
         raise NotImplementedError
 
+    def session_for(self, *, event: WebhookEvent) -> str:
+        """The vendor session an event is about (may call the vendor when the event only names a resource)."""
+        return event.vendor_session_id
+
     def delete(self, *, vendor_session_id: str) -> DeletionState:
-        """Ask the vendor to delete or redact its copy."""
+        """Ask the vendor to delete or redact its copy. Must be safe to call again."""
         return DeletionState.NOT_SUPPORTED
 
-    def simulate(self, *, vendor_session_id: str, scenario: str) -> None:
-        """Sandbox-only: choose the outcome of a session (Persona simulate-actions, Onfido `consider`, ...)."""
-        raise NotSupported("simulate")
+    def deletion_status(self, *, vendor_session_id: str) -> DeletionState:
+        """Poll an asynchronous deletion requested earlier."""
+        return DeletionState.NOT_SUPPORTED
 
-    @classmethod
-    def scenarios(cls) -> dict[str, str]:
-        """Outcomes `simulate` accepts, name → label; empty when the adapter has no sandbox control."""
+    def scenarios(self) -> dict[str, str]:
+        """Sandbox outcomes `submit(scenario=...)` accepts, name → label; empty when there is no sandbox control
+        through the API (live keys, or a vendor whose test outcomes are set in its dashboard)."""
         return {}
 
 
 # Adapters by name, as dotted paths imported on first use (a broken optional adapter cannot stop start-up).
 REGISTRY: dict[str, str] = {
     "dev": "verification.vendors.dev.DevVendor",
+    "persona": "verification.vendors.persona.PersonaVendor",
+    "onfido": "verification.vendors.onfido.OnfidoVendor",
+    "stripe_identity": "verification.vendors.stripe_identity.StripeIdentityVendor",
+    "veriff": "verification.vendors.veriff.VeriffVendor",
 }
+
+
+def vendor_config(name: str) -> dict:
+    """The vendor's settings (settings.IDBROKER_VENDORS), or UnknownVendor when it has no credentials."""
+    from django.conf import settings
+
+    config = settings.IDBROKER_VENDORS.get(name)
+    if not config:
+        raise UnknownVendor(name)
+    return config
 
 
 def get_vendor(name: str) -> VendorAdapter:

@@ -5,7 +5,7 @@ delay, sign webhooks like Stripe (`t=<unix>,v1=<hex HMAC-SHA256 over "t.body">`)
 Its "database" is a folder of small JSON files, so the web process and a Celery worker see the same sessions.
 It keeps a digest of each upload, never the image: a fake vendor has no reason to hold a face.
 
-The outcome is chosen by `simulate(scenario)`, which the capture page offers only while this vendor is active,
+The outcome is chosen by `submit(scenario=...)`, which the capture page offers only while this vendor is active,
 like a sandbox's "force outcome" switch. Without a choice the verification is approved.
 """
 
@@ -121,24 +121,19 @@ class DevVendor(VendorAdapter):
         state["uploads"][str(kind)] = {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data), "mime": mime}
         self._save(vendor_session_id, state)
 
-    def submit(self, *, vendor_session_id: str) -> None:
+    def submit(self, *, vendor_session_id: str, scenario: str | None = None) -> None:
         state = self._load(vendor_session_id)
         missing = {str(k) for k in self.evidence_kinds} - set(state["uploads"])
         if missing:
             raise VendorError("evidence_missing", permanent=True)
+        if scenario is not None and scenario not in SCENARIOS:
+            raise VendorError("unknown_scenario", permanent=True)
         if state["submitted_at"] is None:
             state["submitted_at"] = time.time()
+            state["scenario"] = scenario or state["scenario"]
             self._save(vendor_session_id, state)
 
-    def simulate(self, *, vendor_session_id: str, scenario: str) -> None:
-        if scenario not in SCENARIOS:
-            raise VendorError("unknown_scenario", permanent=True)
-        state = self._load(vendor_session_id)
-        state["scenario"] = scenario
-        self._save(vendor_session_id, state)
-
-    @classmethod
-    def scenarios(cls) -> dict[str, str]:
+    def scenarios(self) -> dict[str, str]:
         return dict(SCENARIOS)
 
     def fetch_result(self, *, vendor_session_id: str) -> Result:

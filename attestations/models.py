@@ -51,6 +51,16 @@ class JurisdictionPolicy(models.Model):
         return f"{self.slug} v{self.version}"
 
 
+def validate_vendor(name: str) -> None:
+    """A provider's vendor must be an adapter with credentials configured (settings.IDBROKER_VENDORS)."""
+    from django.conf import settings
+    from django.core.exceptions import ValidationError
+
+    if name and name not in settings.IDBROKER_VENDORS:
+        configured = ", ".join(sorted(settings.IDBROKER_VENDORS)) or "none"
+        raise ValidationError(f"{name!r} is not a configured vendor (configured: {configured}).")
+
+
 class Provider(models.Model):
     class ClientType(models.TextChoices):
         CONFIDENTIAL = "confidential", "Confidential (server-side, authenticates with its API key)"
@@ -66,7 +76,10 @@ class Provider(models.Model):
     rate_limit = models.CharField(max_length=32, blank=True, help_text="e.g. 120/min; blank means the default.")
     webhook_url = models.URLField(blank=True)
     vendor = models.CharField(
-        max_length=32, blank=True, help_text="Identity vendor for this provider's users; blank means IDBROKER_VENDOR."
+        max_length=32,
+        blank=True,
+        validators=[validate_vendor],
+        help_text="Identity vendor for this provider's users; blank means IDBROKER_VENDOR.",
     )
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(default=timezone.now)

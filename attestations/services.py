@@ -11,6 +11,7 @@ from urllib.parse import urlencode, urlsplit
 
 from cachetools import TTLCache
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import F
 
@@ -20,7 +21,7 @@ from broker.errors import BrokerError, NotFound
 from verification import crypto
 
 from . import policies, signing, statuslist
-from .models import ApiKey, Attestation, JurisdictionPolicy, Provider, VerificationRequest
+from .models import ApiKey, Attestation, JurisdictionPolicy, Provider, VerificationRequest, validate_vendor
 
 API_KEY_PREFIX = "idb"
 
@@ -78,10 +79,15 @@ def provider_create(
     claims: list[str],
     policy_slug: str | None = None,
     client_id: str | None = None,
+    vendor: str = "",
     now: datetime,
 ) -> tuple[Provider, str]:
     """Register a provider and its first API key. Returns the provider and the key, shown this once."""
     claims = _validate_claims(claims)
+    try:
+        validate_vendor(vendor)
+    except ValidationError as exc:
+        raise BrokerError(exc.messages[0], code="unknown_vendor") from None
     policy = None
     if policy_slug:
         policy = JurisdictionPolicy.objects.filter(slug=policy_slug).first()
@@ -94,6 +100,7 @@ def provider_create(
         redirect_uris=[_validate_redirect_uri(u) for u in redirect_uris],
         allowed_claims=claims,
         policy=policy,
+        vendor=vendor,
         created_at=now,
         **({"client_id": client_id} if client_id else {}),
     )

@@ -264,6 +264,7 @@ CELERY_BEAT_SCHEDULE = {
     "poll-pending-results": {"task": "verification.tasks.poll_pending", "schedule": 30.0},
     "drain-deferred-audit": {"task": "audit.tasks.drain_deferred", "schedule": 5.0},
     "deliver-due-webhooks": {"task": "webhooks.tasks.deliver_due", "schedule": 15.0},
+    "poll-vendor-deletions": {"task": "verification.tasks.poll_vendor_deletions", "schedule": 300.0},
 }
 
 # --- API ---------------------------------------------------------------------------------------------------------

@@ -49,6 +49,8 @@ urlpatterns = [
     path("verify/waiting", verification_views.waiting, name="verify-waiting"),
     path("verify/status", verification_views.status, name="verify-status"),
     path("verify/result", verification_views.result, name="verify-result"),
+    path("verify/hosted", verification_views.hosted, name="verify-hosted"),
+    path("verify/return", verification_views.vendor_return, name="verify-return"),
     path("verify/<str:link>", verification_views.open_link, name="verify-link"),
     path("webhooks/vendors/<str:vendor>", verification_views.vendor_webhook, name="vendor-webhook"),
     path("account/", include("accounts.urls")),

@@ -26,7 +26,7 @@ from broker.errors import BrokerError
 from . import crypto
 from .images import sanitize_image
 from .models import Evidence, FactRecord, Handoff, VendorEvent, VerificationSession
-from .vendors.base import CaptureMode, EvidenceKind, Outcome, Result, VendorError, get_vendor
+from .vendors.base import CaptureMode, EvidenceKind, Outcome, Result, UnknownVendor, VendorError, get_vendor
 
 log = logging.getLogger(__name__)
 S = VerificationSession.Status
@@ -70,27 +70,92 @@ def _aad(evidence: Evidence) -> bytes:
 # --- Start and capture -----------------------------------------------------------------------------------------
 
 
+class NoVendorAvailable(BrokerError):
+    code = "vendor_unavailable"
+    status = 503
+    title = "Verification is unavailable right now"
+
+
+def vendor_candidates(request: VerificationRequest) -> list[str]:
+    """The provider's vendor (or the broker default), then the configured fallbacks, each once (SPEC 5)."""
+    primary = request.provider.vendor or settings.IDBROKER_VENDOR
+    names = [primary, *settings.IDBROKER_VENDOR_FALLBACKS]
+    return [n for i, n in enumerate(names) if n and n not in names[:i] and n in settings.IDBROKER_VENDORS]
+
+
 def session_start(*, request: VerificationRequest, now: datetime) -> VerificationSession:
-    """The user consented: open a verification at the vendor."""
+    """The user consented: open a verification at the first vendor that is up.
+
+    Vendors whose circuit breaker is open are passed over; a transient failure while starting moves on to the next
+    fallback (the breaker counts it). The session row exists first, so a double click finds it instead of opening a
+    second vendor session. For vendor-hosted capture the returned session carries `redirect_url` (not stored: it is
+    a bearer link to the vendor's page)."""
+    from .vendors import breaker
+
     if request.status != R.PENDING or request.expires_at <= now:
         raise SessionError("This request is no longer open.")
     existing = VerificationSession.objects.filter(request=request).first()
-    if existing:
+    if existing and existing.vendor_session_id:
         return existing
-    vendor = get_vendor(settings.IDBROKER_VENDOR)
-    try:
-        session = VerificationSession.objects.create(
-            request=request, vendor=vendor.name, created_at=now, abandon_at=now + settings.IDBROKER_ABANDONED_TTL
+    candidates = vendor_candidates(request)
+    if not candidates:
+        raise NoVendorAvailable("No identity vendor is configured.")
+    session = existing
+    if session is None:
+        try:
+            session = VerificationSession.objects.create(
+                request=request, vendor=candidates[0], created_at=now, abandon_at=now + settings.IDBROKER_ABANDONED_TTL
+            )
+        except IntegrityError:  # a double click raced us to it
+            return VerificationSession.objects.get(request=request)
+    up = [n for n in candidates if breaker.available(n, now=now)] or candidates[:1]
+    for name in up:
+        vendor = get_vendor(name)
+        try:
+            # The vendor sees only our random session id: no name, no provider, nothing personal (SPEC 5).
+            started = vendor.start(
+                reference=session.id,
+                return_url=f"{settings.PUBLIC_URL}/verify/return",
+                idempotency_key=f"start-{session.id}",
+            )
+        except VendorError as exc:
+            log.warning("vendor start failed", extra={"vendor": name, "code": exc.code, "session": session.id})
+            continue
+        VerificationSession.objects.filter(pk=session.pk).update(
+            vendor=name, vendor_session_id=started.vendor_session_id
         )
-    except IntegrityError:  # a double click raced us to it
-        return VerificationSession.objects.get(request=request)
-    # The vendor sees only our random session id: no name, no provider, nothing personal (SPEC 5).
-    started = vendor.start(
-        reference=session.id, return_url=f"{settings.PUBLIC_URL}/verify/return", idempotency_key=f"start-{session.id}"
+        session.vendor, session.vendor_session_id = name, started.vendor_session_id
+        session.redirect_url = started.redirect_url
+        if name != candidates[0]:
+            audit_record(event="vendor.failover", session=session.id, vendor=name, primary=candidates[0], now=now)
+        return session
+    raise NoVendorAvailable("Our identity checking partners are not reachable. Please try again in a few minutes.")
+
+
+def vendor_is_hosted(session: VerificationSession) -> bool:
+    return get_vendor(session.vendor).capture_mode == CaptureMode.VENDOR_HOSTED
+
+
+def hosted_url(*, session: VerificationSession) -> str:
+    """A fresh link to the vendor's page for this session (vendor-hosted capture: first visit, return, retry)."""
+    return get_vendor(session.vendor).resume_url(
+        vendor_session_id=session.vendor_session_id, return_url=f"{settings.PUBLIC_URL}/verify/return"
     )
-    VerificationSession.objects.filter(pk=session.pk).update(vendor_session_id=started.vendor_session_id)
-    session.vendor_session_id = started.vendor_session_id
-    return session
+
+
+def session_returned(*, session: VerificationSession, now: datetime) -> bool:
+    """Vendor-hosted capture: the user is back from the vendor's page (or the vendor told us it has the evidence).
+    The session moves on to submitted and a result is fetched; the vendor, not the user, says what happened."""
+    from . import tasks
+
+    if session.status != S.STARTED or not vendor_is_hosted(session):
+        return False
+    with transaction.atomic():
+        if not _transition(session.pk, S.SUBMITTED, submitted_at=now, retry_hint=""):
+            return False
+        attestation_services.request_transition(request_id=session.request_id, to=R.PROCESSING, now=now)
+        transaction.on_commit(lambda: tasks.submit_session.delay(session.pk))
+    return True
 
 
 def required_kinds(session: VerificationSession) -> tuple[EvidenceKind, ...]:
@@ -179,10 +244,10 @@ def session_submit(*, session: VerificationSession, scenario: str | None = None,
     if missing:
         raise SessionError("Some photos are still missing.")
     vendor = get_vendor(session.vendor)
-    if scenario and scenario in vendor.scenarios():  # sandbox control; ignored by vendors without one
-        vendor.simulate(vendor_session_id=session.vendor_session_id, scenario=scenario)
+    # A sandbox outcome (dev vendor, vendor sandboxes) travels with the session to the submit task.
+    scenario = scenario if scenario and scenario in vendor.scenarios() else ""
     with transaction.atomic():
-        if not _transition(session.pk, S.SUBMITTED, submitted_at=now, retry_hint=""):
+        if not _transition(session.pk, S.SUBMITTED, submitted_at=now, retry_hint="", sandbox_scenario=scenario):
             raise SessionError("This verification was already submitted.")
         attestation_services.request_transition(request_id=session.request_id, to=R.PROCESSING, now=now)
         transaction.on_commit(lambda: tasks.submit_session.delay(session.pk))
@@ -243,7 +308,7 @@ def session_process(*, session_id: str, now: datetime) -> str:
                     data=evidence_read(evidence),
                     mime=evidence.mime,
                 )
-            vendor.submit(vendor_session_id=session.vendor_session_id)
+            vendor.submit(vendor_session_id=session.vendor_session_id, scenario=session.sandbox_scenario or None)
     except VendorError as exc:
         if exc.permanent:
             return _fail(session, now=now, code=exc.code)
@@ -382,12 +447,69 @@ def _after_decision(session: VerificationSession, *, now: datetime, reason: str 
         transaction.on_commit(lambda: tasks.delete_vendor_copy.delay(session.pk))
 
 
+DELETION_POLL = timedelta(minutes=30)
+DELETION_MAX_ATTEMPTS = 20
+
+
 def vendor_copy_delete(*, session_id: str, now: datetime) -> str:
+    """Ask the vendor to delete its copy, or poll a deletion asked for earlier; record where it stands (SPEC 3.1).
+
+    Vendors finish asynchronously (Stripe within days, Persona's children later, Onfido after its deletion delay,
+    Veriff within 12 h and only 10 per day), so a pending state is polled by `vendor_deletions_due` as a database
+    row with a next time, not as a Celery countdown. Transient failures (a deletion quota's 429) wait as long as
+    the vendor asks; after DELETION_MAX_ATTEMPTS the state is `failed`, visible to operators and auditors."""
+    from .vendors.base import PENDING_DELETION, DeletionState
+
     session = VerificationSession.objects.get(pk=session_id)
-    state = get_vendor(session.vendor).delete(vendor_session_id=session.vendor_session_id)
-    VerificationSession.objects.filter(pk=session_id).update(vendor_deletion=str(state))
-    audit_record(event="vendor.deletion_requested", session=session_id, state=str(state), now=now)
+    if not session.vendor_session_id or session.vendor_deletion in (DeletionState.DONE, DeletionState.NOT_SUPPORTED):
+        return session.vendor_deletion or "n/a"
+    vendor = get_vendor(session.vendor)
+    attempts = session.vendor_deletion_attempts + 1
+    try:
+        if session.vendor_deletion in PENDING_DELETION:
+            state = vendor.deletion_status(vendor_session_id=session.vendor_session_id)
+        else:
+            state = vendor.delete(vendor_session_id=session.vendor_session_id)
+    except VendorError as exc:
+        failed = exc.permanent or attempts >= DELETION_MAX_ATTEMPTS
+        wait = timedelta(seconds=exc.retry_after) if exc.retry_after else DELETION_POLL
+        VerificationSession.objects.filter(pk=session_id).update(
+            vendor_deletion="failed" if failed else session.vendor_deletion,
+            vendor_deletion_attempts=attempts,
+            vendor_deletion_next_at=None if failed else now + wait,
+        )
+        log.warning("vendor deletion failed", extra={"vendor": session.vendor, "code": exc.code, "session": session_id})
+        if failed:
+            audit_record(event="vendor.deletion_failed", session=session_id, code=exc.code, now=now)
+        return "failed" if failed else "retrying"
+    pending = state in PENDING_DELETION
+    VerificationSession.objects.filter(pk=session_id).update(
+        vendor_deletion=str(state),
+        vendor_deletion_attempts=attempts,
+        vendor_deletion_next_at=now + DELETION_POLL if pending else None,
+        vendor_deleted_at=now if state == DeletionState.DONE else None,
+    )
+    if not session.vendor_deletion:
+        audit_record(event="vendor.deletion_requested", session=session_id, state=str(state), now=now)
+    if state == DeletionState.DONE:
+        audit_record(event="vendor.deleted", session=session_id, now=now)
+    elif state == DeletionState.FAILED:
+        audit_record(event="vendor.deletion_failed", session=session_id, code="vendor_refused", now=now)
     return str(state)
+
+
+def vendor_deletions_due(*, now: datetime, batch: int = 100) -> list[str]:
+    """Sessions whose vendor deletion should be asked again or polled: each claimed by moving its next time."""
+    due = []
+    rows = VerificationSession.objects.filter(vendor_deletion_next_at__lte=now).values_list(
+        "pk", "vendor_deletion_next_at"
+    )
+    for session_id, next_at in rows[:batch]:
+        if VerificationSession.objects.filter(pk=session_id, vendor_deletion_next_at=next_at).update(
+            vendor_deletion_next_at=now + DELETION_POLL
+        ):
+            due.append(session_id)
+    return due
 
 
 def session_expire(*, session_id: str, now: datetime, reason: str) -> str:
@@ -529,21 +651,57 @@ def session_nudge(*, session: VerificationSession, now: datetime) -> bool:
 
 
 def webhook_receive(*, vendor_name: str, headers: dict[str, str], body: bytes, now: datetime) -> str:
-    """Authenticate (raises WebhookRejected), dedupe, and nudge a re-fetch. The body's claims are never trusted."""
+    """Authenticate (raises WebhookRejected), record once, and hand the event to a task by id (SPEC 5).
+
+    Nothing from the body is trusted or kept: the ledger row holds the vendor's ids and event name, the task
+    re-fetches the result. Duplicates are answered 200 too, so vendors stop retrying."""
     from . import tasks
 
+    if vendor_name not in settings.IDBROKER_VENDORS:
+        raise UnknownVendor(vendor_name)
     event = get_vendor(vendor_name).verify_webhook(headers=headers, body=body, now=now)
     try:
         with transaction.atomic():
-            VendorEvent.objects.create(vendor=vendor_name, dedupe_key=event.dedupe_key[:200], received_at=now)
+            row = VendorEvent.objects.create(
+                vendor=vendor_name,
+                dedupe_key=event.dedupe_key[:200],
+                received_at=now,
+                event_type=event.type[:80],
+                vendor_session_id=event.vendor_session_id[:128],
+                resource=event.resource[:128],
+            )
+            transaction.on_commit(lambda: tasks.process_vendor_event.delay(row.pk))
     except IntegrityError:
         return "duplicate"
-    session_id = (
-        VerificationSession.objects.filter(vendor=vendor_name, vendor_session_id=event.vendor_session_id)
-        .values_list("pk", flat=True)
-        .first()
-    )
-    if session_id is None:
-        return "unknown_session"
-    transaction.on_commit(lambda: tasks.fetch_result.delay(session_id))
     return "accepted"
+
+
+def vendor_event_process(*, event_id: int, now: datetime) -> str:
+    """Find the session an event is about, then re-fetch its result. Out-of-order and stale events are harmless:
+    the vendor's current state decides, and a session already decided ignores them."""
+    if not VendorEvent.objects.filter(pk=event_id, processed_at__isnull=True).update(processed_at=now):
+        return "already_processed"
+    row = VendorEvent.objects.get(pk=event_id)
+    vendor = get_vendor(row.vendor)
+    from .vendors.base import WebhookEvent
+
+    try:
+        vendor_session_id = vendor.session_for(
+            event=WebhookEvent(row.dedupe_key, row.vendor_session_id, row.event_type, resource=row.resource)
+        )
+    except VendorError:
+        VendorEvent.objects.filter(pk=event_id).update(processed_at=None)  # let the task retry
+        raise
+    session = VerificationSession.objects.filter(vendor=row.vendor, vendor_session_id=vendor_session_id).first()
+    if session is None:
+        outcome = "unknown_session"
+    elif session.status == S.STARTED and vendor_is_hosted(session):
+        outcome = "submitted" if session_returned(session=session, now=now) else "ignored"
+    elif session.status in (S.PROCESSING, S.IN_REVIEW):
+        outcome = result_fetch(session_id=session.pk, now=now)
+    elif session.vendor_deletion and session.vendor_deletion != "done":
+        outcome = vendor_copy_delete(session_id=session.pk, now=now)  # e.g. Stripe's `redacted` event
+    else:
+        outcome = "ignored"
+    VendorEvent.objects.filter(pk=event_id).update(outcome=outcome[:32])
+    return outcome

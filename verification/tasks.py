@@ -33,6 +33,19 @@ def delete_vendor_copy(session_id: str) -> str:
     return services.vendor_copy_delete(session_id=session_id, now=timezone.now())
 
 
+@shared_task(**RETRY_BACKOFF)
+def process_vendor_event(event_id: int) -> str:
+    return services.vendor_event_process(event_id=event_id, now=timezone.now())
+
+
+@shared_task
+def poll_vendor_deletions() -> int:
+    due = services.vendor_deletions_due(now=timezone.now())
+    for session_id in due:
+        delete_vendor_copy.delay(session_id)
+    return len(due)
+
+
 @shared_task
 def purge_expired() -> dict:
     now = timezone.now()

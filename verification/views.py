@@ -28,7 +28,7 @@ from broker.ratelimit import per_client
 from . import services
 from .images import ImageRejected
 from .models import Evidence, VerificationSession
-from .vendors.base import EvidenceKind, UnknownVendor, WebhookRejected, get_vendor
+from .vendors.base import EvidenceKind, UnknownVendor, VendorError, WebhookRejected, get_vendor
 
 log = logging.getLogger(__name__)
 SESSION_KEY = "idb_request"
@@ -91,6 +91,8 @@ def _step_url(vr: VerificationRequest) -> str:
         return reverse("verify-result")
     if session is None:
         return reverse("verify-consent")
+    if session.status == S.STARTED and services.vendor_is_hosted(session):
+        return reverse("verify-hosted")
     if session.status == S.STARTED:
         have = set(Evidence.objects.filter(session=session).values_list("kind", flat=True))
         if EvidenceKind.DOCUMENT_FRONT not in have or session.retry_hint:
@@ -202,9 +204,20 @@ def consent(request):
                 vr.refresh_from_db()
             return redirect(_step_url(vr))
         try:
-            services.session_start(request=vr, now=now)
+            session = services.session_start(request=vr, now=now)
         except services.SessionError as exc:
             return _error(request, 409, "This request is closed", exc.detail)
+        except services.NoVendorAvailable as exc:
+            return _error(
+                request,
+                503,
+                "Please try again in a few minutes",
+                exc.detail,
+                next_url=reverse("verify-resume"),
+                next_label="Try again",
+            )
+        if getattr(session, "redirect_url", None):  # vendor-hosted capture: straight to the vendor's page
+            return HttpResponseRedirect(session.redirect_url)
         return redirect(_step_url(vr))
     if _session_of(vr) or vr.status != VerificationRequest.Status.PENDING:
         return redirect(_step_url(vr))
@@ -285,6 +298,45 @@ def document(request):
 @per_client("capture", limit=60, window=60)
 def selfie(request):
     return _capture(request, EvidenceKind.SELFIE, "selfie")
+
+
+@require_http_methods(["GET", "POST"])
+def hosted(request):
+    """Vendor-hosted capture (Persona, Stripe Identity): the photos are taken on the vendor's page, never here.
+    GET explains where the user is going (after a retry, or on coming back to this tab); POST gets a fresh link."""
+    vr, elsewhere = _at_step(request, "verify-hosted")
+    if vr is None:
+        return elsewhere
+    session = _session_of(vr)
+    if request.method == "POST":
+        try:
+            return HttpResponseRedirect(services.hosted_url(session=session))
+        except VendorError:
+            return _error(
+                request,
+                503,
+                "Please try again in a few minutes",
+                "Our identity checking partner is not reachable right now.",
+                next_url=reverse("verify-hosted"),
+                next_label="Try again",
+            )
+    return render(
+        request,
+        "verification/hosted.html",
+        {"vr": vr, "provider": vr.provider, "retry_message": RETRY_HINTS.get(session.retry_hint)},
+    )
+
+
+@require_GET
+def vendor_return(request):
+    """The vendor's page sent the user back. Whatever its query string says is ignored: the vendor is asked."""
+    vr = _current(request)
+    if vr is None:
+        return _no_journey(request)
+    session = _session_of(vr)
+    if session is not None:
+        services.session_returned(session=session, now=timezone.now())
+    return redirect(_step_url(vr))
 
 
 def _at_step(request, name: str):

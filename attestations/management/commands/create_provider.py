@@ -22,6 +22,9 @@ class Command(BaseCommand):
         parser.add_argument("--claims", required=True, help="Comma-separated, e.g. age_over_18,eligible_jurisdiction")
         parser.add_argument("--policy", help="Jurisdiction policy slug (needed for eligible_jurisdiction).")
         parser.add_argument("--client-id", help="Fixed client_id (default: random).")
+        parser.add_argument(
+            "--vendor", default="", help="Identity vendor for this provider (default: IDBROKER_VENDOR)."
+        )
         parser.add_argument("--json", action="store_true", help="Print JSON instead of text.")
 
     def handle(self, *args, **opts):
@@ -32,6 +35,7 @@ class Command(BaseCommand):
                 claims=[c.strip() for c in opts["claims"].split(",") if c.strip()],
                 policy_slug=opts["policy"],
                 client_id=opts["client_id"],
+                vendor=opts["vendor"],
                 now=timezone.now(),
             )
         except BrokerError as exc:

@@ -4,6 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 HOST   ?= localhost
 PORT   ?= 8000
+VENDOR ?= dev
 
 # Services used by the second test pass and by run-prod-like (this machine kind runs both already).
 PG_URL    ?= postgres://postgres@127.0.0.1:5432/idbroker
@@ -35,13 +36,25 @@ system-deps:
 	  else echo "Please install:$$missing (sudo apt-get install$$missing)"; exit 1; fi; \
 	fi
 
+# VENDOR=persona|onfido|stripe_identity|veriff runs the broker against that vendor's local fake (fakevendors/),
+# started alongside on ports 8101-8104; the default is the built-in dev vendor.
 run: install
 	DEBUG=true $(BIN)/python manage.py migrate --noinput
 	DEBUG=true IDBROKER_PUBLIC_URL=http://$(HOST):$(PORT) $(BIN)/python manage.py load_demo
 	@echo ""
 	@echo "  idbroker demo: open http://$(HOST):$(PORT)/  (admin: DEBUG=true .venv/bin/python manage.py createsuperuser)"
 	@echo ""
-	DEBUG=true IDBROKER_PUBLIC_URL=http://$(HOST):$(PORT) $(BIN)/python manage.py runserver $(HOST):$(PORT)
+	@if [ "$(VENDOR)" = dev ]; then \
+	  DEBUG=true IDBROKER_PUBLIC_URL=http://$(HOST):$(PORT) $(BIN)/python manage.py runserver $(HOST):$(PORT); \
+	else \
+	  rm -f var/fakevendors.env; \
+	  $(BIN)/python -m fakevendors --broker http://$(HOST):$(PORT) --env-file var/fakevendors.env & fakes=$$!; \
+	  trap "kill $$fakes 2>/dev/null" EXIT INT TERM; \
+	  while [ ! -s var/fakevendors.env ]; do sleep 0.2; done; \
+	  set -a; . ./var/fakevendors.env; set +a; \
+	  DEBUG=true IDBROKER_VENDOR=$(VENDOR) IDBROKER_PUBLIC_URL=http://$(HOST):$(PORT) \
+	    $(BIN)/python manage.py runserver $(HOST):$(PORT); \
+	fi
 
 # Pass 1: the embedded default (SQLite, eager tasks) incl. the browser tests.
 # Pass 2: the same product on PostgreSQL with a real Celery worker and Redis (tests marked `services`).

@@ -46,7 +46,7 @@ class ApiKeyInline(admin.TabularInline):
 
 @admin.register(Provider)
 class ProviderAdmin(admin.ModelAdmin):
-    list_display = ("name", "client_id", "policy", "is_active", "created_at")
+    list_display = ("name", "client_id", "policy", "vendor", "is_active", "created_at")
     readonly_fields = ("client_id", "created_at")
     inlines = [ApiKeyInline]
 

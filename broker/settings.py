@@ -303,5 +303,8 @@ LOGGING = {
         "django.request": {"level": "ERROR"},
         # Pillow's debug output quotes image metadata (EXIF text, PNG chunks): evidence. Never below WARNING.
         "PIL": {"level": "WARNING"},
+        # httpx logs every vendor URL at INFO; our own vendor logging says what failed, with codes only.
+        "httpx": {"level": "WARNING"},
+        "httpcore": {"level": "WARNING"},
     },
 }

@@ -225,7 +225,9 @@ class FakeVendor:
         self.server = ThreadingHTTPServer((host, port), Handler)
         self.server.daemon_threads = True
         self.url = f"http://{host}:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True, name=f"fake-{self.name}").start()
+        threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True, name=f"fake-{self.name}"
+        ).start()
         return self.url
 
     def stop(self) -> None:

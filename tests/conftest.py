@@ -81,6 +81,9 @@ def fresh_caches():
     with statuslist._revoked_lock:
         statuslist._revoked_cache.clear()
     signing._key_cache.clear()
+    from verification.vendors import breaker
+
+    breaker.reset_all()
 
 
 @pytest.fixture
@@ -219,3 +222,27 @@ def celery_worker_process(django_db_setup, live_server, tmp_path_factory, reques
     artifacts = Path(__file__).resolve().parent.parent / "test-artifacts"
     artifacts.mkdir(exist_ok=True)
     (artifacts / "celery-worker.log").write_text(log_path.read_text())
+
+
+class FakeVendors(dict):
+    """The four fake vendor servers (fakevendors/), running on loopback, with the broker configured to use them."""
+
+    def point_webhooks_at(self, base_url: str) -> None:
+        for name, fake in self.items():
+            fake.webhook_url = f"{base_url}/webhooks/vendors/{name}"
+
+
+@pytest.fixture
+def fake_vendors(settings):
+    import fakevendors
+    from tests.verification.vendors.conftest import API_KEYS, SECRETS
+
+    fakes = FakeVendors()
+    for name in fakevendors.FAKES:
+        fake = fakevendors.make(name, api_key=API_KEYS[name], webhook_secrets=SECRETS[name])
+        fake.start()
+        fakes[name] = fake
+    settings.IDBROKER_VENDORS = {**settings.IDBROKER_VENDORS, **{n: f.adapter_settings() for n, f in fakes.items()}}
+    yield fakes
+    for fake in fakes.values():
+        fake.stop()

@@ -2,7 +2,7 @@
 
 from django.contrib import admin
 
-from .models import Evidence, VerificationSession
+from .models import Evidence, VendorEvent, VerificationSession
 
 
 class EvidenceInline(admin.TabularInline):
@@ -31,9 +31,40 @@ class VerificationSessionAdmin(admin.ModelAdmin):
         "decided_at",
         "abandon_at",
         "vendor_deletion",
+        "vendor_deletion_attempts",
+        "vendor_deletion_next_at",
+        "vendor_deleted_at",
     )
     readonly_fields = fields
     inlines = [EvidenceInline]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return obj is None
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(VendorEvent)
+class VendorEventAdmin(admin.ModelAdmin):
+    """The inbound webhook ledger: which vendor said what about which vendor object, and what we did. No payload."""
+
+    list_display = ("received_at", "vendor", "event_type", "outcome", "processed_at")
+    list_filter = ("vendor", "outcome")
+    fields = (
+        "vendor",
+        "dedupe_key",
+        "event_type",
+        "vendor_session_id",
+        "resource",
+        "received_at",
+        "processed_at",
+        "outcome",
+    )
+    readonly_fields = fields
 
     def has_add_permission(self, request):
         return False

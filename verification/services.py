@@ -108,7 +108,7 @@ def session_start(*, request: VerificationRequest, now: datetime) -> Verificatio
             )
         except IntegrityError:  # a double click raced us to it
             return VerificationSession.objects.get(request=request)
-    up = [n for n in candidates if breaker.available(n, now=now)] or candidates[:1]
+    up = [n for n in candidates if breaker.available(n)] or candidates[:1]  # wall-clock, like the breaker
     for name in up:
         vendor = get_vendor(name)
         try:

@@ -77,7 +77,9 @@ def _no_journey(request):
 
 
 def _session_of(vr: VerificationRequest) -> VerificationSession | None:
-    return VerificationSession.objects.filter(request=vr).first()
+    """The request's verification, once a vendor has opened it (a start that found every vendor down left a row
+    without a vendor session: the user is back at consent and may try again)."""
+    return VerificationSession.objects.filter(request=vr).exclude(vendor_session_id="").first()
 
 
 def _step_url(vr: VerificationRequest) -> str:

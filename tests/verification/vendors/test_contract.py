@@ -16,6 +16,7 @@ from verification.vendors.base import (
     PENDING_DELETION,
     Check,
     DeletionState,
+    EvidenceKind,
     NotSupported,
     Outcome,
     VendorError,
@@ -81,7 +82,7 @@ def test_broker_hosted_upload_is_refused_after_submit_and_vendor_hosted_refuses_
     if vendor.hosted:
         with pytest.raises(NotSupported):
             vendor.adapter.upload(
-                vendor_session_id=vendor_session_id, kind=vendor.adapter.evidence_kinds[0], data=b"x", mime="image/jpeg"
+                vendor_session_id=vendor_session_id, kind=EvidenceKind.DOCUMENT_FRONT, data=b"x", mime="image/jpeg"
             )
         return
     vendor.submit_evidence(vendor_session_id)

@@ -232,6 +232,8 @@ IDBROKER_VENDORS = {
             "api_key": env.str("ONFIDO_API_TOKEN", default=""),
             "webhook_secrets": _secrets_list("ONFIDO_WEBHOOK_TOKENS"),
         },
+        # A restricted key (rk_...) with "Access recent sensitive verification results: Read": birth date and
+        # document expiry are only returned to such keys, expanded by name (verification/vendors/stripe_identity.py).
         "stripe_identity": {
             "api_url": env.str("STRIPE_API_URL", default="https://api.stripe.com/v1"),
             "api_key": env.str("STRIPE_SECRET_KEY", default=""),

@@ -27,6 +27,7 @@ Control API (JSON in, JSON out):
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import re
@@ -211,14 +212,16 @@ class FakeVendor:
                 )
                 status, payload, headers = fake.dispatch(request)
                 raw = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
-                self.send_response(status)
-                content_type = headers.pop("Content-Type", "application/json")
-                self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(raw)))
-                for key, value in headers.items():
-                    self.send_header(key, value)
-                self.end_headers()
-                self.wfile.write(raw)
+                # The client may have given up (a `delay` fault outlasting its timeout): expected, not an error.
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                    self.send_response(status)
+                    content_type = headers.pop("Content-Type", "application/json")
+                    self.send_header("Content-Type", content_type)
+                    self.send_header("Content-Length", str(len(raw)))
+                    for key, value in headers.items():
+                        self.send_header(key, value)
+                    self.end_headers()
+                    self.wfile.write(raw)
 
             do_GET = do_POST = do_PATCH = do_DELETE = do_PUT = _handle
 

@@ -60,28 +60,25 @@ EXPANDABLE = {
 }
 SENSITIVE = {"verified_outputs": ("dob", "id_number"), "document": ("dob", "expiration_date", "number")}
 
-# The hosted page's choices (Stripe test mode lets the tester pick the outcome), with the last_error code each ends in.
+# The hosted page's choices (Stripe test mode lets the tester pick the outcome): label, and the last_error reason.
 OUTCOMES = {
     "verified": ("Verified: adult, German passport", None),
     "verified_driving_license": ("Verified: adult, US driving licence", None),
     "verified_minor": ("Verified: 16 years old, German ID card", None),
     "processing": ("Submitted: stays processing for a minute, then verified", None),
-    "document_unverified_other": ("Not verified: the document could not be read (a new attempt is possible)", ""),
-    "document_expired": ("Not verified: the document has expired", ""),
-    "selfie_face_mismatch": ("Not verified: the selfie does not match the document", ""),
-    "selfie_manipulated": ("Not verified: the selfie was manipulated", ""),
-    "under_supported_age": ("Not verified: under the supported age", ""),
-    "consent_declined": ("Leave: decline consent", ""),
-    "abandoned": ("Leave without finishing", ""),
-}
-REASONS = {
-    "document_unverified_other": "The document could not be verified.",
-    "document_expired": "The document is expired.",
-    "selfie_face_mismatch": "The selfie does not match the photo on the document.",
-    "selfie_manipulated": "The selfie was manipulated.",
-    "under_supported_age": "The user is under the supported age.",
-    "consent_declined": "The user declined to be verified.",
-    "abandoned": "The user abandoned the verification.",
+    "document_unverified_other": (
+        "Not verified: the document could not be read (a new attempt is possible)",
+        "The document could not be verified.",
+    ),
+    "document_expired": ("Not verified: the document has expired", "The document is expired."),
+    "selfie_face_mismatch": (
+        "Not verified: the selfie does not match the document",
+        "The selfie does not match the photo on the document.",
+    ),
+    "selfie_manipulated": ("Not verified: the selfie was manipulated", "The selfie was manipulated."),
+    "under_supported_age": ("Not verified: under the supported age", "The user is under the supported age."),
+    "consent_declined": ("Leave: decline consent", "The user declined to be verified."),
+    "abandoned": ("Leave without finishing", "The user abandoned the verification."),
 }
 SCENARIO_OUTCOMES = {
     "approved": "verified",
@@ -398,7 +395,7 @@ class FakeStripeIdentity(FakeVendor):
             raise HttpError(409, {"error": f"session is {obj['status']}, not requires_input"})
         session["link_spent"] = True
         if outcome in ("consent_declined", "abandoned"):  # nothing was submitted: no processing step
-            obj["last_error"] = {"code": outcome, "reason": REASONS[outcome]}
+            obj["last_error"] = {"code": outcome, "reason": OUTCOMES[outcome][1]}
             return [self._event("requires_input", session)]
         obj.update(status="processing", last_error=None)
         events = [self._event("processing", session)]
@@ -430,7 +427,7 @@ class FakeStripeIdentity(FakeVendor):
             "verification_session": obj["id"],
             "document": {
                 "status": "unverified" if document_error else "verified",
-                "error": {"code": document_error, "reason": REASONS[document_error]} if document_error else None,
+                "error": {"code": document_error, "reason": OUTCOMES[document_error][1]} if document_error else None,
                 "type": None if unreadable else kind,
                 "issuing_country": None if unreadable else country,
                 "first_name": None if unreadable else first,
@@ -444,7 +441,7 @@ class FakeStripeIdentity(FakeVendor):
             },
             "selfie": {
                 "status": "unverified" if selfie_error or document_error else "verified",
-                "error": {"code": selfie_error, "reason": REASONS[selfie_error]} if selfie_error else None,
+                "error": {"code": selfie_error, "reason": OUTCOMES[selfie_error][1]} if selfie_error else None,
                 "document": "file_" + secrets.token_hex(8),
                 "selfie": "file_" + secrets.token_hex(8),
             },
@@ -463,7 +460,7 @@ class FakeStripeIdentity(FakeVendor):
             obj.update(status="verified", last_error=None)
             return [self._event("verified", session)]
         session["verified_outputs"] = None
-        obj.update(status="requires_input", last_error={"code": outcome, "reason": REASONS[outcome]})
+        obj.update(status="requires_input", last_error={"code": outcome, "reason": OUTCOMES[outcome][1]})
         return [self._event("requires_input", session)]
 
     # --- the hosted page (public: the user's browser has no API key) ---------------------------------------------

@@ -151,7 +151,22 @@ def globex(db, policy, now):
 
 
 @pytest.fixture(scope="session")
-def celery_worker_process(django_db_setup, live_server, tmp_path_factory, request):
+def session_fake_vendors():
+    """The four fakes for the whole session: a Celery worker process is pointed at them through its environment."""
+    import fakevendors
+    from tests.verification.vendors.conftest import API_KEYS, SECRETS
+
+    fakes = FakeVendors()
+    for name in fakevendors.FAKES:
+        fakes[name] = fakevendors.make(name, api_key=API_KEYS[name], webhook_secrets=SECRETS[name])
+        fakes[name].start()
+    yield fakes
+    for fake in fakes.values():
+        fake.stop()
+
+
+@pytest.fixture(scope="session")
+def celery_worker_process(django_db_setup, live_server, tmp_path_factory, request, session_fake_vendors):
     """Start `celery worker` as a separate process on the test database; yield its log path.
 
     The worker signs attestations, so it gets the live server's URL as its issuer (tests set PUBLIC_URL to match).
@@ -177,6 +192,8 @@ def celery_worker_process(django_db_setup, live_server, tmp_path_factory, reques
         f"postgres://{db['USER'] or 'postgres'}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
     )
     env["IDBROKER_PUBLIC_URL"] = live_server.url
+    for fake in session_fake_vendors.values():
+        env.update(fake.environment())
     log_path = tmp_path_factory.mktemp("worker") / "worker.log"
     log = open(log_path, "w")  # noqa: SIM115 - closed at teardown
     proc = subprocess.Popen(
@@ -230,6 +247,19 @@ class FakeVendors(dict):
     def point_webhooks_at(self, base_url: str) -> None:
         for name, fake in self.items():
             fake.webhook_url = f"{base_url}/webhooks/vendors/{name}"
+
+
+@pytest.fixture
+def worker_fake_vendors(session_fake_vendors, celery_worker_process, live_server, settings):
+    """The session's fakes, as the worker sees them, delivering webhooks straight to the live server."""
+    for fake in session_fake_vendors.values():
+        fake.reset()
+    session_fake_vendors.point_webhooks_at(live_server.url)
+    settings.IDBROKER_VENDORS = {
+        **settings.IDBROKER_VENDORS,
+        **{n: f.adapter_settings() for n, f in session_fake_vendors.items()},
+    }
+    return session_fake_vendors
 
 
 @pytest.fixture

@@ -1,6 +1,7 @@
 """Operator view of verifications: states and times only. No evidence, no facts, ever (SPEC 3.2)."""
 
 from django.contrib import admin
+from django.utils import timezone
 
 from .models import Evidence, VendorEvent, VerificationSession
 
@@ -37,6 +38,15 @@ class VerificationSessionAdmin(admin.ModelAdmin):
     )
     readonly_fields = fields
     inlines = [EvidenceInline]
+    actions = ["retry_vendor_deletion"]
+
+    @admin.action(description="Ask the vendor again to delete its copy (failed deletions)")
+    def retry_vendor_deletion(self, request, queryset):
+        """E.g. after Veriff enabled deletion for the integration: the beat poller asks again within minutes."""
+        count = queryset.filter(vendor_deletion="failed").update(
+            vendor_deletion_attempts=0, vendor_deletion_next_at=timezone.now()
+        )
+        self.message_user(request, f"{count} deletion(s) queued again.")
 
     def has_add_permission(self, request):
         return False

@@ -483,10 +483,13 @@ def vendor_copy_delete(*, session_id: str, now: datetime) -> str:
             audit_record(event="vendor.deletion_failed", session=session_id, code=exc.code, now=now)
         return "failed" if failed else "retrying"
     pending = state in PENDING_DELETION
+    poll = DELETION_POLL
+    if state == DeletionState.SCHEDULED and vendor.deletion_completes_within:
+        poll = max(poll, vendor.deletion_completes_within)  # the vendor never confirms: wait out its promise
     VerificationSession.objects.filter(pk=session_id).update(
         vendor_deletion=str(state),
         vendor_deletion_attempts=attempts,
-        vendor_deletion_next_at=now + DELETION_POLL if pending else None,
+        vendor_deletion_next_at=now + poll if pending else None,
         vendor_deleted_at=now if state == DeletionState.DONE else None,
     )
     if not session.vendor_deletion:

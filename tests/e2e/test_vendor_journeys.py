@@ -127,3 +127,35 @@ def test_veriff_journey_is_decided_in_the_vendors_portal(
     finally:
         context.close()
     _check_done("veriff")
+
+
+@pytest.mark.services
+@pytest.mark.django_db(transaction=True)
+def test_vendor_hosted_journey_with_webhooks_on_postgresql_and_a_worker(
+    browser, public_url, artifacts, settings, worker_fake_vendors, celery_worker_process
+):
+    """Production shape: Stripe's webhooks reach the live server, a Celery worker re-fetches and decides. The user
+    leaves the vendor's page before the decision exists ("processing"), so the webhook, not the return, decides."""
+    from django.db import connection
+
+    assert connection.vendor == "postgresql" and not settings.CELERY_TASK_ALWAYS_EAGER
+    call_command("load_demo")
+    Provider.objects.filter(client_id="acme-demo").update(vendor="stripe_identity")
+    stripe = worker_fake_vendors["stripe_identity"]
+    page = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True).new_page()
+    try:
+        _start(page, public_url, artifacts, "stripe-worker")
+        page.wait_for_url(f"{stripe.url}/**")
+        page.get_by_role("button", name=re.compile("^Submitted: stays processing")).click()
+        page.wait_for_url("**/verify/waiting")
+        session = VerificationSession.objects.get()
+        stripe.clock_offset += 120  # the vendor finishes; its fake delivers `verified` when next asked
+        from tests.verification.vendors.conftest import Control
+
+        Control(stripe.url).decide(session.vendor_session_id, "approved", webhook=True)
+        _finish(page, artifacts, "stripe-worker")
+    finally:
+        page.context.close()
+    _check_done("stripe_identity")
+    log = celery_worker_process.read_text()
+    assert "verification.tasks.process_vendor_event" in log  # the worker processed the webhook by id

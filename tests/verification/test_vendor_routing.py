@@ -126,3 +126,23 @@ def test_a_deletion_quota_is_waited_out_not_recorded_as_failure(acme, now, fake_
     assert opened.session.vendor_deletion == ""  # not asked successfully yet
     assert opened.session.vendor_deletion_next_at == now + timedelta(seconds=1800)
     assert not AuditEvent.objects.filter(event="vendor.deletion_failed").exists()
+
+
+def test_an_operator_can_queue_a_failed_deletion_again(acme, now, fake_vendors, settings, admin_client):
+    """Veriff answers 403 while deletion is not enabled for the integration: `failed`, shown in admin. Once Veriff
+    enables it, the admin action queues it again and the poller asks the vendor again."""
+    settings.IDBROKER_VENDOR = "veriff"
+    veriff = fake_vendors["veriff"]
+    opened = open_session(acme.provider, now=now)
+    VerificationSession.objects.filter(pk=opened.session.pk).update(status="expired")
+    veriff.deletion_enabled = False
+    assert services.vendor_copy_delete(session_id=opened.session.pk, now=now) == "failed"
+    assert VerificationSession.objects.get(pk=opened.session.pk).vendor_deletion_next_at is None
+
+    veriff.deletion_enabled = True
+    admin_client.post(
+        "/admin/verification/verificationsession/",
+        {"action": "retry_vendor_deletion", "_selected_action": [opened.session.pk]},
+    )
+    assert services.vendor_deletions_due(now=timezone.now()) == [opened.session.pk]
+    assert services.vendor_copy_delete(session_id=opened.session.pk, now=timezone.now()) == "scheduled"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from importlib import import_module
 from typing import ClassVar
 
@@ -142,6 +142,9 @@ class VendorAdapter:
     capture_mode: ClassVar[CaptureMode]
     #: Vendor-hosted adapters ask for these; broker-hosted ones list what the capture pages collect.
     evidence_kinds: ClassVar[tuple[EvidenceKind, ...]] = (EvidenceKind.DOCUMENT_FRONT, EvidenceKind.SELFIE)
+    #: For a vendor that accepts a deletion but never reports completion (Veriff: data gone within 12 h), how long
+    #: after the request its copy is gone: the broker polls `deletion_status` no earlier, so DONE is never early.
+    deletion_completes_within: ClassVar[timedelta | None] = None
 
     def start(self, *, reference: str, return_url: str, idempotency_key: str) -> StartResult:
         """Open a verification at the vendor. `reference` is opaque and non-personal. Vendor-hosted adapters

@@ -35,7 +35,7 @@ MAX_INLINE_WAIT = 5.0
 TRANSIENT_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 
 
-def _hinted_wait(response: httpx.Response) -> float | None:
+def hinted_wait(response: httpx.Response) -> float | None:
     """Seconds the vendor asked us to wait: `Retry-After` (RFC 9110, seconds form) or `RateLimit-Reset` (Persona)."""
     for header in ("retry-after", "ratelimit-reset", "x-ratelimit-reset"):
         value = response.headers.get(header, "").strip()
@@ -125,7 +125,7 @@ class VendorHttp:
         status = response.status_code
         if status in ok or status not in TRANSIENT_STATUSES:
             return response
-        wait = _hinted_wait(response)
+        wait = hinted_wait(response)
         raise breaker.TransientFailure(
             VendorError(f"http_{status}", retry_after=wait), wait=wait, may_retry=retry_writes or status == 429
         )

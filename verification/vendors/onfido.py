@@ -49,7 +49,7 @@ SANDBOX_TOKEN_PREFIX = "api_sandbox"
 # Sandbox-only controls on POST /checks (onfido-openapi-spec schemas/checks: `consider`, `sub_result`). The sandbox
 # returns its own sample document, so only the decision can be chosen, not the facts (no minor, no missing nationality).
 SANDBOX_SCENARIOS = {
-    "approved": ("Approved (sandbox default: every report clear)", {}),
+    "approved": ("Approved (the sandbox's default outcome)", {}),
     "declined": ("Declined: document suspected", {"consider": ["document"], "sub_result": "suspected"}),
     "needs_review": ("Needs review: document caution", {"consider": ["document"], "sub_result": "caution"}),
 }

@@ -160,10 +160,15 @@ class StripeIdentityVendor(VendorAdapter):
             "return_url": return_url,
             "client_reference_id": reference,
         }
-        session = self._json(self._http().request("POST", SESSIONS, data=form, idempotency_key=idempotency_key))
+        response = self._http().request("POST", SESSIONS, data=form, idempotency_key=idempotency_key)
+        session = self._json(response)
+        if response.headers.get("idempotent-replayed") == "true":
+            # A replay carries the url of the first answer, which may be spent by now: ask for the current one.
+            session = self._retrieve(session["id"])
+        if session.get("status") != "requires_input":  # a replay for a session the person already finished
+            raise VendorError("session_not_resumable", permanent=True)
         if not session.get("url"):
             raise VendorError("unexpected_response")
-        log.info("started %s", session)
         return StartResult(vendor_session_id=session["id"], redirect_url=session["url"])
 
     def resume_url(self, *, vendor_session_id: str, return_url: str) -> str:

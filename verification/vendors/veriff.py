@@ -44,7 +44,7 @@ from .base import (
     WebhookRejected,
     vendor_config,
 )
-from .http import VendorHttp, _hinted_wait
+from .http import VendorHttp, hinted_wait
 
 log = logging.getLogger(__name__)
 
@@ -257,7 +257,7 @@ class VeriffVendor(VendorAdapter):
         client = headers.get("x-auth-client", "")
         signature = headers.get("x-hmac-signature", "").strip().lower()
         # Latin-1 decoded headers may hold non-ASCII, which compare_digest refuses with a TypeError (a 500).
-        if not client.isascii() or not re.fullmatch(r"[0-9a-f]{64}", signature):
+        if not client or not client.isascii() or not re.fullmatch(r"[0-9a-f]{64}", signature):
             raise WebhookRejected("malformed_signature")
         expected = [hmac.new(s.encode(), body, hashlib.sha256).hexdigest() for s in config.get("webhook_secrets", [])]
         signed = any([hmac.compare_digest(e, signature) for e in expected])
@@ -332,7 +332,8 @@ class VeriffVendor(VendorAdapter):
         3. 403: deletion is not enabled for this integration (off by default; a Veriff Solutions Engineer turns
            it on). FAILED, not NOT_SUPPORTED: Veriff does offer it, and the dashboard must show an operator that
            copies are being kept (SPEC 3.7). Retrying costs nothing.
-        4. 400: "Session is not in a completed status" (submitted, not yet decided) -> FAILED, retried later.
+        4. 400: "Session is not in a completed status" (submitted, not yet decided) -> a transient VendorError:
+           the decision will come, and a FAILED state would end the broker's attempts for good.
         5. 429: the quota (5 an hour, 10 a day) -> a transient VendorError with `retry_after`: a wait, not a
            failure. It is answered here rather than retried inline, since seconds of backoff cannot help."""
         path = _session_path(vendor_session_id)
@@ -340,14 +341,14 @@ class VeriffVendor(VendorAdapter):
         response = http.request("DELETE", path, ok=(200, 202, 204, 400, 403, 404, 429))
         status = response.status_code
         if status == 429:
-            raise VendorError("deletion_quota", retry_after=_hinted_wait(response) or DELETION_QUOTA_WAIT)
+            raise VendorError("deletion_quota", retry_after=hinted_wait(response) or DELETION_QUOTA_WAIT)
         if status == 404:
             return DeletionState.DONE
         if status == 403:
             log.warning("veriff refused a deletion: not enabled for this integration", extra={"vendor": self.name})
             return DeletionState.FAILED
         if status == 400:
-            return DeletionState.FAILED
+            raise VendorError("deletion_not_allowed_yet")
         return DeletionState.SCHEDULED
 
     def deletion_status(self, *, vendor_session_id: str) -> DeletionState:

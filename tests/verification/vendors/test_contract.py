@@ -26,7 +26,7 @@ from verification.vendors.base import (
 # Outcomes a vendor cannot produce (vendors.md, normalized status table): the fake refuses the scenario (422).
 CANNOT = {
     "persona": {"retry"},
-    "onfido": {"retry"},
+    "onfido": {"retry", "expired"},  # classic checks have no expired state
     "stripe_identity": {"needs_review"},
     "veriff": set(),
 }

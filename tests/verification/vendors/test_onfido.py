@@ -23,7 +23,9 @@ TOKEN = SECRETS["onfido"][0]
 @pytest.fixture
 def onfido(settings):
     receiver = Receiver()
-    fake = FakeOnfido(api_key=API_KEYS["onfido"], webhook_secrets=SECRETS["onfido"], webhook_url=receiver.url)
+    fake = FakeOnfido(
+        api_key=API_KEYS["onfido"], webhook_secrets=SECRETS["onfido"], webhook_url=receiver.url, sandbox_delay=60
+    )
     fake.start()
     settings.IDBROKER_VENDORS = {**settings.IDBROKER_VENDORS, "onfido": fake.adapter_settings()}
     breaker.reset_all()
@@ -191,7 +193,7 @@ def test_a_sandbox_scenario_is_sent_as_consider_and_the_sandbox_completes_the_ch
     onfido.adapter.submit(vendor_session_id=applicant_id, scenario="declined")
     assert json.loads(calls(onfido, "POST", "/checks")[0]["body"])["consider"] == ["document"]
     assert onfido.adapter.fetch_result(vendor_session_id=applicant_id).outcome == Outcome.PENDING
-    onfido.control.post("/clock", {"advance": 10})
+    onfido.control.post("/clock", {"advance": 61})  # the sandbox's own completion, on the fake clock
     assert onfido.adapter.fetch_result(vendor_session_id=applicant_id).outcome == Outcome.DECLINED
     for _ in range(100):  # the sandbox delivers off the request thread
         if len(onfido.webhooks()) == 3:

@@ -99,6 +99,15 @@ def test_a_repeated_start_with_the_same_idempotency_key_returns_the_same_session
     assert other.status_code == 400 and other.json()["error"]["type"] == "idempotency_error"
 
 
+def test_a_replayed_start_hands_out_the_current_link_not_the_spent_one(vendor):
+    vendor_session_id = started(vendor, "abandoned")  # the person left; the first link is spent
+    again = vendor.adapter.start(
+        reference="vs_contract0001", return_url=RETURN_URL, idempotency_key="start-vs_contract0001"
+    )
+    assert again.vendor_session_id == vendor_session_id
+    assert again.redirect_url != vendor.started[0].redirect_url and httpx.get(again.redirect_url).status_code == 200
+
+
 def test_a_start_that_timed_out_is_retried_without_opening_a_second_session(vendor):
     vendor.settings.IDBROKER_VENDOR_TIMEOUT_SECONDS = 0.3
     vendor.control.fault(delay=1.0, count=1, method="POST")

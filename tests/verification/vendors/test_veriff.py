@@ -327,7 +327,9 @@ def test_deletion_not_enabled_at_veriff_is_a_failure_the_dashboard_shows(vendor)
 def test_a_session_still_being_decided_is_deleted_only_after_its_decision(vendor):
     vendor_session_id = vendor.start()
     _upload_and_submit(vendor, vendor_session_id)
-    assert vendor.adapter.delete(vendor_session_id=vendor_session_id) == DeletionState.FAILED
+    with pytest.raises(VendorError) as refused:
+        vendor.adapter.delete(vendor_session_id=vendor_session_id)
+    assert refused.value.code == "deletion_not_allowed_yet" and not refused.value.permanent
     _decide(vendor, vendor_session_id, "declined", webhook=False)
     assert vendor.adapter.delete(vendor_session_id=vendor_session_id) == DeletionState.SCHEDULED
 

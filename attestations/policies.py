@@ -73,55 +73,69 @@ def age_on(birth: date, today: date) -> int:
     return today.year - birth.year - ((today.month, today.day) < (birth.month, birth.day))
 
 
-def age_over(facts: StoredFacts, threshold: int, today: date) -> bool:
-    return facts.date_of_birth is not None and age_on(facts.date_of_birth, today) >= threshold
+# Each predicate answers True, False, or None: "cannot say", when the answer depends on a fact the vendor did not
+# return (Stripe reads no nationality; a vendor may report no liveness result). A None predicate is not asserted:
+# `evaluate` leaves it out of the token, so an unknown is never stated as true, nor as a false "no" about a person
+# who may well qualify. Anything a known fact already decides is answered.
 
 
-def jurisdiction_eligible(facts: StoredFacts, policy) -> bool:
-    """Apply an allow- or deny-list to nationality and/or issuing country. Unknown facts fail closed."""
+def age_over(facts: StoredFacts, threshold: int, today: date) -> bool | None:
+    if facts.date_of_birth is None:
+        return None
+    return age_on(facts.date_of_birth, today) >= threshold
+
+
+def jurisdiction_eligible(facts: StoredFacts, policy) -> bool | None:
+    """Apply an allow- or deny-list to nationality and/or issuing country."""
     checked = {
         "nationality": [facts.nationality],
         "issuing_country": [facts.issuing_country],
         "both": [facts.nationality, facts.issuing_country],
     }[policy.applies_to]
-    if any(code is None for code in checked):
-        return False
+    known = [code.upper() for code in checked if code is not None]
     listed = {c.upper() for c in policy.countries}
-    if policy.mode == "allow":
-        return all(code.upper() in listed for code in checked)
-    return not any(code.upper() in listed for code in checked)
+    decided_no = any(c not in listed for c in known) if policy.mode == "allow" else any(c in listed for c in known)
+    if decided_no:
+        return False
+    return None if len(known) < len(checked) else True
 
 
-def document_valid(facts: StoredFacts, today: date) -> bool:
-    return (
-        facts.document_authentic == Check.PASS and facts.document_expiry is not None and facts.document_expiry >= today
-    )
+def document_valid(facts: StoredFacts, today: date) -> bool | None:
+    if facts.document_authentic == Check.FAIL or (facts.document_expiry is not None and facts.document_expiry < today):
+        return False
+    if facts.document_authentic == Check.PASS and facts.document_expiry is not None:
+        return True
+    return None
 
 
-def verified_human(facts: StoredFacts) -> bool:
-    return facts.liveness == Check.PASS and facts.face_match == Check.PASS
+def verified_human(facts: StoredFacts) -> bool | None:
+    checks = (facts.liveness, facts.face_match)
+    if Check.FAIL in checks:
+        return False
+    return True if all(c == Check.PASS for c in checks) else None
 
 
 def evaluate(claims: list[str], facts: StoredFacts, *, policy, today: date) -> dict:
-    """Return {claim: value} for exactly the requested claims."""
+    """Return {claim: value} for the requested claims that the facts can answer (see above: None is left out)."""
     out: dict = {}
     for claim in claims:
         if match := AGE_CLAIM.match(claim):
-            out[claim] = age_over(facts, int(match.group(1)), today)
+            value = age_over(facts, int(match.group(1)), today)
         elif claim == "eligible_jurisdiction":
             if policy is None:
                 raise ValueError("eligible_jurisdiction needs a policy assigned to the provider")
-            out[claim] = {
-                "policy": policy.slug,
-                "version": policy.version,
-                "eligible": jurisdiction_eligible(facts, policy),
-            }
+            eligible = jurisdiction_eligible(facts, policy)
+            value = (
+                None if eligible is None else {"policy": policy.slug, "version": policy.version, "eligible": eligible}
+            )
         elif claim == "document_valid":
-            out[claim] = document_valid(facts, today)
+            value = document_valid(facts, today)
         elif claim == "verified_human":
-            out[claim] = verified_human(facts)
+            value = verified_human(facts)
         else:
             raise ValueError(f"unsupported claim {claim!r}")
+        if value is not None:
+            out[claim] = value
     return out
 
 

@@ -70,8 +70,8 @@ def test_a_birthday_late_in_the_year_is_counted_by_month_and_day_not_by_year():
     assert policies.age_on(born, date(2027, 1, 1)) == 18
 
 
-def test_an_unknown_birth_date_is_never_over_any_age():
-    assert policies.age_over(facts(date_of_birth=None), 13, date(2026, 1, 1)) is False
+def test_an_unknown_birth_date_answers_no_age_question():
+    assert policies.age_over(facts(date_of_birth=None), 13, date(2026, 1, 1)) is None
 
 
 # --- Jurisdiction ----------------------------------------------------------------------------------------------------
@@ -111,19 +111,24 @@ def test_country_codes_are_compared_without_regard_to_case():
 
 @pytest.mark.parametrize("mode", ["allow", "deny"])
 @pytest.mark.parametrize("applies_to", ["nationality", "both"])
-def test_an_unknown_nationality_fails_closed(mode, applies_to):
+def test_an_unknown_nationality_is_neither_eligible_nor_ineligible(mode, applies_to):
     stateless = facts(nationality=None, issuing_country="DE")
-    # A deny-list that does not list DE would otherwise let an unknown nationality through.
-    assert (
-        policies.jurisdiction_eligible(stateless, policy(mode, applies_to, ["DE", "FR"] if mode == "allow" else ["KP"]))
-        is False
-    )
+    # A deny-list that does not list DE would otherwise let an unknown nationality through; an allow-list that
+    # lists DE would otherwise refuse someone who may be eligible. Neither is said.
+    rule = policy(mode, applies_to, ["DE", "FR"] if mode == "allow" else ["KP"])
+    assert policies.jurisdiction_eligible(stateless, rule) is None
 
 
-def test_an_unknown_issuing_country_fails_closed_when_it_is_checked():
+def test_an_unknown_issuing_country_cannot_be_answered_when_it_is_checked():
     unknown = facts(issuing_country=None)
-    assert policies.jurisdiction_eligible(unknown, policy("deny", "issuing_country", ["KP"])) is False
-    assert policies.jurisdiction_eligible(unknown, policy("deny", "both", ["KP"])) is False
+    assert policies.jurisdiction_eligible(unknown, policy("deny", "issuing_country", ["KP"])) is None
+    assert policies.jurisdiction_eligible(unknown, policy("deny", "both", ["KP"])) is None
+
+
+def test_a_known_fact_that_already_decides_is_answered_despite_an_unknown_one():
+    stateless = facts(nationality=None, issuing_country="KP")
+    assert policies.jurisdiction_eligible(stateless, policy("deny", "both", ["KP"])) is False
+    assert policies.jurisdiction_eligible(stateless, policy("allow", "both", ["DE"])) is False
 
 
 def test_an_unknown_fact_the_policy_does_not_read_does_not_matter():
@@ -142,8 +147,9 @@ def test_an_unknown_fact_the_policy_does_not_read_does_not_matter():
         (date(2026, 6, 14), Check.PASS, False),  # expired yesterday
         (date(2030, 1, 1), Check.PASS, True),
         (date(2030, 1, 1), Check.FAIL, False),
-        (date(2030, 1, 1), Check.UNKNOWN, False),  # authenticity must be shown, not merely not disproved
-        (None, Check.PASS, False),
+        (date(2030, 1, 1), Check.UNKNOWN, None),  # authenticity must be shown, not merely not disproved
+        (None, Check.PASS, None),
+        (date(2026, 6, 14), Check.UNKNOWN, False),  # expired decides, whatever authenticity was
     ],
 )
 def test_a_document_is_valid_only_when_authentic_and_unexpired(expiry, authentic, valid):
@@ -157,9 +163,10 @@ def test_a_document_is_valid_only_when_authentic_and_unexpired(expiry, authentic
         (Check.PASS, Check.PASS, True),
         (Check.PASS, Check.FAIL, False),
         (Check.FAIL, Check.PASS, False),
-        (Check.PASS, Check.UNKNOWN, False),
-        (Check.UNKNOWN, Check.PASS, False),
-        (Check.UNKNOWN, Check.UNKNOWN, False),
+        (Check.PASS, Check.UNKNOWN, None),  # not reported by the vendor (Stripe has no liveness result)
+        (Check.UNKNOWN, Check.PASS, None),
+        (Check.UNKNOWN, Check.UNKNOWN, None),
+        (Check.UNKNOWN, Check.FAIL, False),
     ],
 )
 def test_verified_human_needs_both_liveness_and_face_match_to_pass(liveness, face_match, human):
@@ -227,3 +234,12 @@ def test_supported_claims_follow_the_configured_age_thresholds(settings):
 def test_stored_facts_survive_a_json_round_trip():
     for stored in (ADULT, facts(date_of_birth=None, nationality=None, document_expiry=None, liveness=Check.UNKNOWN)):
         assert StoredFacts.from_json(stored.to_json()) == stored
+
+
+def test_a_predicate_that_cannot_be_answered_is_left_out_not_stated():
+    licence = facts(nationality=None, issuing_country="US", liveness=Check.UNKNOWN)
+    rule = policy("deny", "nationality", ["KP"])
+    values = policies.evaluate(
+        ["age_over_18", "eligible_jurisdiction", "verified_human"], licence, policy=rule, today=date(2026, 1, 1)
+    )
+    assert values == {"age_over_18": True}

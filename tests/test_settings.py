@@ -66,3 +66,37 @@ def test_evidence_retention_cannot_be_extended_past_24_hours():
     )
     assert result.returncode != 0
     assert "IDBROKER_EVIDENCE_TTL_MINUTES must be between 1 and 1440" in result.stderr
+
+
+def test_a_real_vendor_is_configured_from_the_environment_with_file_secrets(tmp_path):
+    key_file = tmp_path / "stripe-key"
+    key_file.write_text("rk_live_from_a_mounted_secret")
+    hooks_file = tmp_path / "stripe-hooks"
+    hooks_file.write_text("whsec_old,whsec_new")
+    env = {
+        "IDBROKER_VENDOR": "stripe_identity",
+        "STRIPE_SECRET_KEY_FILE": str(key_file),
+        "STRIPE_WEBHOOK_SECRETS_FILE": str(hooks_file),
+    }
+    code = (
+        "from django.conf import settings; c = settings.IDBROKER_VENDORS['stripe_identity']; "
+        "print(c['api_key'], c['webhook_secrets'], sorted(settings.IDBROKER_VENDORS))"
+    )
+    result = manage("shell", "-c", code, env_extra=env)
+    assert result.returncode == 0, result.stderr
+    assert (
+        result.stdout.strip().splitlines()[-1]
+        == "rk_live_from_a_mounted_secret ['whsec_old', 'whsec_new'] ['stripe_identity']"
+    )
+    assert manage("check", env_extra=env).returncode == 0
+
+
+def test_a_default_vendor_without_credentials_is_a_configuration_error():
+    result = manage("check", env_extra={"IDBROKER_VENDOR": "onfido"})
+    assert result.returncode != 0
+    assert "idbroker.E011" in result.stderr + result.stdout
+
+
+def test_a_vendor_without_webhook_secrets_is_flagged():
+    result = manage("check", env_extra={"IDBROKER_VENDOR": "veriff", "VERIFF_API_KEY": "k"})
+    assert "idbroker.W010" in result.stderr + result.stdout

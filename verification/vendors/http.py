@@ -44,6 +44,19 @@ def hinted_wait(response: httpx.Response) -> float | None:
     return None
 
 
+def json_object(response: httpx.Response) -> dict:
+    """The body as a JSON object. Anything else (a proxy's HTML error page, a truncated body) is a transient
+    `malformed_response`, never a crash: the task retries, and a vendor that keeps answering nonsense fails the
+    session through the retry limit."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        raise VendorError("malformed_response")
+    return body
+
+
 class VendorHttp:
     def __init__(
         self,

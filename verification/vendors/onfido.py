@@ -36,7 +36,7 @@ from .base import (
     WebhookRejected,
     vendor_config,
 )
-from .http import VendorHttp
+from .http import VendorHttp, json_object
 
 # Onfido requires first_name and last_name on an applicant and has no free-form reference field (v3.6 applicant
 # schema: names, email, dob, id_numbers, phone_number, address, location, consents). We send no personal data: the
@@ -137,17 +137,6 @@ def _object_id(value: object, code: str = "unexpected_response") -> str:
     return value
 
 
-def _json(response) -> dict:
-    """The body as an object; anything else (a proxy's HTML error page) is a transient failure, not a crash."""
-    try:
-        found = response.json()
-    except ValueError:
-        found = None
-    if not isinstance(found, dict):
-        raise VendorError("unexpected_response")
-    return found
-
-
 class OnfidoVendor(VendorAdapter):
     name = "onfido"
     capture_mode = CaptureMode.BROKER_HOSTED
@@ -167,7 +156,7 @@ class OnfidoVendor(VendorAdapter):
     @staticmethod
     def _checks(http: VendorHttp, applicant_id: str) -> list[dict]:
         response = http.request("GET", "/checks", params={"applicant_id": _object_id(applicant_id, "unknown_session")})
-        checks = _json(response).get("checks")
+        checks = json_object(response).get("checks")
         return [c for c in checks if isinstance(c, dict)] if isinstance(checks, list) else []
 
     # --- session -------------------------------------------------------------------------------------------------
@@ -175,7 +164,7 @@ class OnfidoVendor(VendorAdapter):
         response = self._http().request(
             "POST", "/applicants", json={"first_name": PLACEHOLDER_FIRST_NAME, "last_name": reference}
         )
-        return StartResult(vendor_session_id=_object_id(_json(response).get("id")))
+        return StartResult(vendor_session_id=_object_id(json_object(response).get("id")))
 
     def upload(self, *, vendor_session_id: str, kind: EvidenceKind, data: bytes, mime: str) -> None:
         http = self._http()
@@ -218,7 +207,7 @@ class OnfidoVendor(VendorAdapter):
         if check.get("status") == "withdrawn":
             return Result(Outcome.ERROR)
         response = http.request("GET", "/reports", params={"check_id": _object_id(check.get("id"))})
-        reports = [r for r in _json(response).get("reports") or [] if isinstance(r, dict)]
+        reports = [r for r in json_object(response).get("reports") or [] if isinstance(r, dict)]
         if any(r.get("status") in ("cancelled", "withdrawn") for r in reports):
             return Result(Outcome.ERROR)
         # Reports sit in `awaiting_data` right after the check is created (vendors.md pain point 10): only a
@@ -289,7 +278,7 @@ class OnfidoVendor(VendorAdapter):
     @staticmethod
     def _get(http: VendorHttp, path: str) -> dict | None:
         response = http.request("GET", path, ok=(200, 404))
-        return None if response.status_code == 404 else _json(response)
+        return None if response.status_code == 404 else json_object(response)
 
     # --- deletion ------------------------------------------------------------------------------------------------
     def delete(self, *, vendor_session_id: str) -> DeletionState:

@@ -38,7 +38,7 @@ from .base import (
     WebhookRejected,
     vendor_config,
 )
-from .http import VendorHttp
+from .http import VendorHttp, json_object
 
 log = logging.getLogger(__name__)
 
@@ -153,23 +153,13 @@ class PersonaVendor(VendorAdapter):
             raise VendorError("unknown_session", permanent=True)
         return "/inquiries/" + quote(vendor_session_id, safe="")
 
-    @staticmethod
-    def _json(response) -> dict:
-        try:
-            body = response.json()
-        except ValueError:
-            raise VendorError("unparseable_response") from None
-        if not isinstance(body, dict):
-            raise VendorError("unparseable_response")
-        return body
-
     def _one_time_link(self, vendor_session_id: str, return_url: str, idempotency_key: str) -> str:
         """A fresh single-use link (vendors.md §1: 24 h, one use). `redirect-uri` is also a documented query
         parameter of the hosted flow, so the link names the return URL even if the inquiry's copy differs."""
         response = self._http().request(
             "POST", self._path(vendor_session_id) + "/generate-one-time-link", json={}, idempotency_key=idempotency_key
         )
-        link = (self._json(response).get("meta") or {}).get("one-time-link")
+        link = (json_object(response).get("meta") or {}).get("one-time-link")
         if not isinstance(link, str) or urlsplit(link).scheme not in ("http", "https"):
             raise VendorError("unparseable_response")
         return link + ("&" if "?" in link else "?") + urlencode({"redirect-uri": return_url})
@@ -185,7 +175,7 @@ class PersonaVendor(VendorAdapter):
         response = self._http().request(
             "POST", "/inquiries", json={"data": {"attributes": attributes}}, idempotency_key=idempotency_key
         )
-        inquiry_id = (self._json(response).get("data") or {}).get("id")
+        inquiry_id = (json_object(response).get("data") or {}).get("id")
         if not isinstance(inquiry_id, str) or not INQUIRY_ID.fullmatch(inquiry_id):
             raise VendorError("unparseable_response")
         # The same key for the link: a retried start gets the same link instead of minting another bearer URL.
@@ -197,7 +187,7 @@ class PersonaVendor(VendorAdapter):
 
     def fetch_result(self, *, vendor_session_id: str) -> Result:
         response = self._http().request("GET", self._path(vendor_session_id), params={"include": "verifications"})
-        return self._result(self._json(response))
+        return self._result(json_object(response))
 
     def _result(self, body: dict) -> Result:
         inquiry = body.get("data") or {}
@@ -275,7 +265,7 @@ class PersonaVendor(VendorAdapter):
             return DeletionState.DONE
         if response.status_code == 204 or not response.content:
             return DeletionState.REQUESTED  # accepted without a body: the next poll tells
-        body = self._json(response)
+        body = json_object(response)
         if not ((body.get("data") or {}).get("attributes") or {}).get("redacted-at"):
             return DeletionState.REQUESTED
         children = [item for item in body.get("included") or [] if isinstance(item, dict)]

@@ -46,7 +46,7 @@ from .base import (
     WebhookRejected,
     vendor_config,
 )
-from .http import VendorHttp
+from .http import VendorHttp, json_object
 
 log = logging.getLogger(__name__)
 
@@ -136,12 +136,10 @@ class StripeIdentityVendor(VendorAdapter):
 
     @staticmethod
     def _json(response) -> dict:
-        try:
-            body = response.json()
-        except ValueError:
-            body = None
-        if not isinstance(body, dict) or not SESSION_ID.fullmatch(str(body.get("id", ""))):
-            raise VendorError("unexpected_response")
+        """A verification session object, or a transient `malformed_response`."""
+        body = json_object(response)
+        if not SESSION_ID.fullmatch(str(body.get("id", ""))):
+            raise VendorError("malformed_response")
         return body
 
     def _retrieve(self, vendor_session_id: str, *, expand: bool = False) -> dict:

@@ -44,7 +44,7 @@ from .base import (
     WebhookRejected,
     vendor_config,
 )
-from .http import VendorHttp, hinted_wait
+from .http import VendorHttp, hinted_wait, json_object
 
 log = logging.getLogger(__name__)
 
@@ -161,16 +161,6 @@ class VeriffVendor(VendorAdapter):
 
         return VendorHttp(self.name, config["api_url"], headers={"X-AUTH-CLIENT": config["api_key"]}, auth=sign)
 
-    @staticmethod
-    def _json(response: httpx.Response) -> dict:
-        try:
-            body = response.json()
-        except ValueError:
-            body = None
-        if not isinstance(body, dict):
-            raise VendorError("malformed_response")
-        return body
-
     # --- session and evidence ------------------------------------------------------------------------------------
     def start(self, *, reference: str, return_url: str, idempotency_key: str) -> StartResult:
         """Veriff documents no Idempotency-Key, so none is sent, and VendorHttp then never repeats this POST after
@@ -179,7 +169,7 @@ class VeriffVendor(VendorAdapter):
         opaque reference), receives no media, and simply expires at Veriff, while the broker keeps the one id
         it recorded."""
         body = {"verification": {"callback": return_url, "vendorData": reference}}
-        answer = self._json(self._http().request("POST", "/sessions", json=body))
+        answer = json_object(self._http().request("POST", "/sessions", json=body))
         verification = answer.get("verification")
         session_id = verification.get("id") if isinstance(verification, dict) else None
         if not isinstance(session_id, str) or not SESSION_ID.fullmatch(session_id):
@@ -212,7 +202,7 @@ class VeriffVendor(VendorAdapter):
         """The decision endpoint answers the latest decision only, so a resubmission followed by an approval
         reads as a clean approval: nothing from an earlier decision is carried over (vendors.md pain point 7)."""
         path = _session_path(vendor_session_id, "/decision")
-        verification = self._json(self._http(vendor_session_id).request("GET", path)).get("verification")
+        verification = json_object(self._http(vendor_session_id).request("GET", path)).get("verification")
         if verification is None:
             return Result(Outcome.PENDING)
         if not isinstance(verification, dict):

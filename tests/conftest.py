@@ -1,5 +1,6 @@
 import os
 import socket
+import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -173,7 +174,6 @@ def celery_worker_process(django_db_setup, live_server, tmp_path_factory, reques
     """
     import subprocess
     import sys
-    import time
 
     from django.db import connection
 
@@ -239,6 +239,23 @@ def celery_worker_process(django_db_setup, live_server, tmp_path_factory, reques
     artifacts = Path(__file__).resolve().parent.parent / "test-artifacts"
     artifacts.mkdir(exist_ok=True)
     (artifacts / "celery-worker.log").write_text(log_path.read_text())
+
+
+def wait_for_worker_idle(timeout: float = 20.0) -> None:
+    """Block until the Celery worker has nothing queued or running, so no task of this test writes to the database
+    after the test's teardown has emptied it (the next test would find a stray audit entry)."""
+    import redis
+
+    from broker.celery import app
+
+    client = redis.Redis.from_url(os.environ["CELERY_BROKER_URL"])
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        active = app.control.inspect(timeout=0.5).active() or {}
+        if client.llen("celery") == 0 and not any(active.values()):
+            return
+        time.sleep(0.2)
+    pytest.fail("the Celery worker did not become idle")
 
 
 class FakeVendors(dict):

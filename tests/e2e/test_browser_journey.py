@@ -13,6 +13,7 @@ from jwcrypto import jwk, jws
 from attestations.models import VerificationRequest
 from broker.logging import JsonFormatter
 from tests import images
+from tests.conftest import wait_for_worker_idle
 from verification.models import Evidence, VerificationSession
 
 pytestmark = [pytest.mark.e2e]
@@ -136,6 +137,7 @@ def test_whole_journey_on_postgresql_with_a_celery_worker(
         seen = run_browser_journey(context.new_page(), public_url, artifacts, tmp_path, name="phone", flow="api")
     finally:
         context.close()
+    wait_for_worker_idle()
     formatter = JsonFormatter()
     logs = "\n".join(formatter.format(r) for r in caplog.records) + celery_worker_process.read_text()
     assert "verification.tasks.submit_session" in celery_worker_process.read_text()  # the worker really ran it

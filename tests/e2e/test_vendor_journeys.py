@@ -15,6 +15,7 @@ from django.core.management import call_command
 
 from attestations.models import Provider, VerificationRequest
 from tests import images
+from tests.conftest import wait_for_worker_idle
 from verification.models import Evidence, VerificationSession
 from verification.vendors.base import PENDING_DELETION, DeletionState
 
@@ -157,5 +158,6 @@ def test_vendor_hosted_journey_with_webhooks_on_postgresql_and_a_worker(
     finally:
         page.context.close()
     _check_done("stripe_identity")
+    wait_for_worker_idle()  # the vendor-copy deletion task runs after the decision
     log = celery_worker_process.read_text()
     assert "verification.tasks.process_vendor_event" in log  # the worker processed the webhook by id

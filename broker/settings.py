@@ -225,6 +225,8 @@ IDBROKER_VENDORS = {
             "api_key": env.str("PERSONA_API_KEY", default=""),
             "template_id": env.str("PERSONA_TEMPLATE_ID", default=""),
             "version": env.str("PERSONA_VERSION", default="2025-10-27"),
+            # Only for a template without a review or decision step: then `completed` is the approval.
+            "completed_is_final": env.bool("PERSONA_COMPLETED_IS_FINAL", default=False),
             "webhook_secrets": _secrets_list("PERSONA_WEBHOOK_SECRETS"),
         },
         "onfido": {

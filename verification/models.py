@@ -54,6 +54,8 @@ class VerificationSession(models.Model):
     next_poll_at = models.DateTimeField(null=True, blank=True)
     # When the session counts as abandoned if nobody submitted (SPEC 3.1: 30 minutes by default).
     abandon_at = models.DateTimeField()
+    # The vendor's time of the last decision acted on (a retry): an older or equal one fetched again is stale.
+    last_vendor_decision_at = models.DateTimeField(null=True, blank=True)
     # A sandbox outcome chosen on the capture page (dev vendor, vendor sandboxes); empty in production.
     sandbox_scenario = models.CharField(max_length=32, blank=True)
     # The vendor's copy (SPEC 3.1): requested / in_progress / scheduled / done / failed / n/a, polled until final.
@@ -87,6 +89,7 @@ class Evidence(models.Model):
     mime = models.CharField(max_length=32)
     size = models.PositiveIntegerField()
     stored_at = models.DateTimeField(default=timezone.now)
+    uploaded_at = models.DateTimeField(null=True, blank=True)  # sent to the vendor (a retried task skips it)
     deadline = models.DateTimeField()
 
     class Meta:

@@ -70,6 +70,10 @@ def _aad(evidence: Evidence) -> bytes:
 # --- Start and capture -----------------------------------------------------------------------------------------
 
 
+# What an adapter's parsing raises on JSON of an unexpected shape (a list where an object was documented, ...).
+UNEXPECTED_SHAPE = (TypeError, AttributeError, KeyError, ValueError, OverflowError)
+
+
 class NoVendorAvailable(BrokerError):
     code = "vendor_unavailable"
     status = 503
@@ -301,13 +305,25 @@ def session_process(*, session_id: str, now: datetime) -> str:
     vendor = get_vendor(session.vendor)
     try:
         if vendor.capture_mode == CaptureMode.BROKER_HOSTED:
-            for evidence in Evidence.objects.filter(session=session).order_by("kind"):
-                vendor.upload(
-                    vendor_session_id=session.vendor_session_id,
-                    kind=EvidenceKind(evidence.kind),
-                    data=evidence_read(evidence),
-                    mime=evidence.mime,
-                )
+            evidence = list(Evidence.objects.filter(session=session).order_by("kind"))
+            if set(required_kinds(session)) - {e.kind for e in evidence}:
+                # The vendor was down past the evidence deadline and the sweeper destroyed the photos.
+                return _fail(session, now=now, code="evidence_expired")
+            for item in evidence:
+                if item.uploaded_at:  # a retried task: never send a photo twice (no vendor dedupes uploads)
+                    continue
+                try:
+                    vendor.upload(
+                        vendor_session_id=session.vendor_session_id,
+                        kind=EvidenceKind(item.kind),
+                        data=evidence_read(item),
+                        mime=item.mime,
+                    )
+                except VendorError as exc:
+                    if exc.code != "already_submitted":
+                        raise
+                    break  # an earlier attempt of this task got as far as submitting: go on to the result
+                Evidence.objects.filter(pk=item.pk).update(uploaded_at=now)
             vendor.submit(vendor_session_id=session.vendor_session_id, scenario=session.sandbox_scenario or None)
     except VendorError as exc:
         if exc.permanent:
@@ -325,6 +341,11 @@ def result_fetch(*, session_id: str, now: datetime) -> str:
         return "not_active"
     try:
         result = get_vendor(session.vendor).fetch_result(vendor_session_id=session.vendor_session_id)
+    except UNEXPECTED_SHAPE:
+        # JSON of a shape the adapter did not expect: a vendor bug or an API change. Retried like an outage (the
+        # poller keeps asking), logged with a code only: the body may hold personal data.
+        log.warning("vendor answer not understood", extra={"vendor": session.vendor, "session": session.pk})
+        raise VendorError("malformed_response") from None
     except VendorError as exc:
         if exc.permanent:
             return _fail(session, now=now, code=exc.code)
@@ -338,6 +359,17 @@ def _next_poll(now: datetime) -> datetime:
 
 def result_apply(*, session: VerificationSession, result: Result, now: datetime) -> str:
     outcome = result.outcome
+    if (
+        result.decided_at
+        and session.last_vendor_decision_at
+        and result.decided_at <= session.last_vendor_decision_at
+        and outcome != Outcome.PENDING
+    ):
+        outcome = Outcome.PENDING  # the decision we already acted on (Veriff shows it until it decides the new attempt)
+    if outcome == Outcome.WAITING_FOR_USER:
+        if vendor_is_hosted(session):
+            return _back_to_user(session, now=now)
+        outcome = Outcome.PENDING
     if outcome == Outcome.PENDING:
         VerificationSession.objects.filter(pk=session.pk, status__in=(S.PROCESSING, S.IN_REVIEW)).update(
             next_poll_at=_next_poll(now)
@@ -359,6 +391,20 @@ def result_apply(*, session: VerificationSession, result: Result, now: datetime)
     return _fail(session, now=now, code="vendor_error")
 
 
+def _back_to_user(session: VerificationSession, *, now: datetime) -> str:
+    """Vendor-hosted: the vendor is waiting for the user (they came back, or a "started" event arrived, before
+    finishing its page). The journey returns to the vendor link, and the abandonment clock runs again."""
+    with transaction.atomic():
+        if not VerificationSession.objects.filter(pk=session.pk, status__in=TRANSITIONS[S.STARTED]).update(
+            status=S.STARTED, submitted_at=None, next_poll_at=None, abandon_at=now + settings.IDBROKER_ABANDONED_TTL
+        ):
+            return "not_active"
+        attestation_services.request_transition(
+            request_id=session.request_id, to=R.PENDING, now=now, allowed_from=[R.PROCESSING]
+        )
+    return "waiting_for_user"
+
+
 def _retry(session: VerificationSession, result: Result, *, now: datetime) -> str:
     if session.attempts >= settings.IDBROKER_MAX_ATTEMPTS:
         return _finish(session, S.DECLINED, R.DECLINED, now=now)
@@ -368,6 +414,7 @@ def _retry(session: VerificationSession, result: Result, *, now: datetime) -> st
             status=S.STARTED,
             retry_hint=hint,
             attempts=session.attempts + 1,
+            last_vendor_decision_at=result.decided_at,
             submitted_at=None,
             next_poll_at=None,
             abandon_at=now + settings.IDBROKER_ABANDONED_TTL,
@@ -464,7 +511,7 @@ def vendor_copy_delete(*, session_id: str, now: datetime) -> str:
     if not session.vendor_session_id or session.vendor_deletion in (DeletionState.DONE, DeletionState.NOT_SUPPORTED):
         return session.vendor_deletion or "n/a"
     vendor = get_vendor(session.vendor)
-    attempts = session.vendor_deletion_attempts + 1
+    attempts = session.vendor_deletion_attempts + 1  # consecutive failures: reset by every answer
     try:
         if session.vendor_deletion in PENDING_DELETION:
             state = vendor.deletion_status(vendor_session_id=session.vendor_session_id)
@@ -486,12 +533,15 @@ def vendor_copy_delete(*, session_id: str, now: datetime) -> str:
     poll = DELETION_POLL
     if state == DeletionState.SCHEDULED and vendor.deletion_completes_within:
         poll = max(poll, vendor.deletion_completes_within)  # the vendor never confirms: wait out its promise
-    VerificationSession.objects.filter(pk=session_id).update(
+    # Compare-and-swap on the state we read: the first task, the poller and a vendor event may race; the loser's
+    # older answer must not overwrite a newer one (nor audit twice).
+    if not VerificationSession.objects.filter(pk=session_id, vendor_deletion=session.vendor_deletion).update(
         vendor_deletion=str(state),
-        vendor_deletion_attempts=attempts,
+        vendor_deletion_attempts=0,
         vendor_deletion_next_at=now + poll if pending else None,
         vendor_deleted_at=now if state == DeletionState.DONE else None,
-    )
+    ):
+        return "raced"
     if not session.vendor_deletion:
         audit_record(event="vendor.deletion_requested", session=session_id, state=str(state), now=now)
     if state == DeletionState.DONE:
@@ -695,15 +745,19 @@ def vendor_event_process(*, event_id: int, now: datetime) -> str:
     except VendorError:
         VendorEvent.objects.filter(pk=event_id).update(processed_at=None)  # let the task retry
         raise
-    session = VerificationSession.objects.filter(vendor=row.vendor, vendor_session_id=vendor_session_id).first()
+    session = (
+        VerificationSession.objects.filter(vendor=row.vendor, vendor_session_id=vendor_session_id).first()
+        if vendor_session_id
+        else None
+    )
     if session is None:
         outcome = "unknown_session"
     elif session.status == S.STARTED and vendor_is_hosted(session):
         outcome = "submitted" if session_returned(session=session, now=now) else "ignored"
     elif session.status in (S.PROCESSING, S.IN_REVIEW):
         outcome = result_fetch(session_id=session.pk, now=now)
-    elif session.vendor_deletion and session.vendor_deletion != "done":
-        outcome = vendor_copy_delete(session_id=session.pk, now=now)  # e.g. Stripe's `redacted` event
+    elif session.vendor_deletion_next_at and session.vendor_deletion_next_at <= now:
+        outcome = vendor_copy_delete(session_id=session.pk, now=now)  # e.g. Stripe's `redacted`, when a poll is due
     else:
         outcome = "ignored"
     VendorEvent.objects.filter(pk=event_id).update(outcome=outcome[:32])

@@ -21,6 +21,7 @@ class CaptureMode(enum.StrEnum):
 
 class Outcome(enum.StrEnum):
     PENDING = "pending"  # the vendor has not decided yet
+    WAITING_FOR_USER = "waiting_for_user"  # vendor-hosted: the user has not finished the vendor's page
     APPROVED = "approved"
     DECLINED = "declined"
     NEEDS_REVIEW = "needs_review"
@@ -75,6 +76,9 @@ class Result:
     liveness: Check = Check.UNKNOWN
     face_match: Check = Check.UNKNOWN
     retry_hint: RetryHint | None = None
+    #: The vendor's time of this decision, where it gives one (Veriff `decisionTime`): lets the broker tell a new
+    #: decision from the previous attempt's, which some vendors keep showing until they decide again.
+    decided_at: datetime | None = None
 
 
 @dataclass(frozen=True)

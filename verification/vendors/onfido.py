@@ -224,7 +224,9 @@ class OnfidoVendor(VendorAdapter):
             outcome,
             facts=_facts(_mapping(document, "properties")) if outcome == Outcome.APPROVED else None,
             document_authentic=_check(_mapping(document, "breakdown"), "visual_authenticity"),
-            liveness=_check(facial_breakdown, "visual_authenticity"),  # Onfido's spoof detection on the photo
+            # Photo similarity's visual_authenticity is spoof detection on one still photo, not liveness (Onfido's
+            # liveness is the video/motion reports, which need its SDK): not claimed.
+            liveness=Check.UNKNOWN,
             face_match=_check(facial_breakdown, "face_comparison"),
         )
 

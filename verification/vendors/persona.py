@@ -46,12 +46,13 @@ log = logging.getLogger(__name__)
 SIGNATURE_TOLERANCE_SECONDS = 300
 INQUIRY_ID = re.compile(r"inq_[A-Za-z0-9]{1,64}")
 
-# Inquiry statuses (vendors.md §1, Statuses and the normalized table). `completed` counts as approved: a template
-# without a review step stops there; one with a workflow moves on to approved/declined/needs_review.
+# Inquiry statuses (vendors.md §1, Statuses and the normalized table). `created`/`pending`: the user has not
+# finished Persona's page. `completed` is final only for a template without a review or decision step
+# (PERSONA_COMPLETED_IS_FINAL); otherwise approved/declined/needs_review follows it and decides.
 STATUSES = {
-    "created": Outcome.PENDING,
-    "pending": Outcome.PENDING,
-    "completed": Outcome.APPROVED,
+    "created": Outcome.WAITING_FOR_USER,
+    "pending": Outcome.WAITING_FOR_USER,
+    "completed": Outcome.PENDING,
     "approved": Outcome.APPROVED,
     "failed": Outcome.DECLINED,
     "declined": Outcome.DECLINED,
@@ -194,12 +195,14 @@ class PersonaVendor(VendorAdapter):
         attributes = inquiry.get("attributes") or {}
         status = attributes.get("status")
         outcome = STATUSES.get(status) if isinstance(status, str) else None
+        if status == "completed" and vendor_config(self.name).get("completed_is_final"):
+            outcome = Outcome.APPROVED
         if outcome is None:
             log.warning("persona: unknown inquiry status", extra={"vendor": self.name, "status": str(status)[:32]})
             return Result(Outcome.ERROR)
         if attributes.get("redacted-at"):  # a late re-fetch after deletion: what is left answers nothing
             raise VendorError("session_redacted", permanent=True)
-        if outcome == Outcome.PENDING:
+        if outcome in (Outcome.PENDING, Outcome.WAITING_FOR_USER):
             return Result(outcome)
         linked = {
             (ref.get("type"), ref.get("id"))
@@ -287,9 +290,11 @@ class PersonaVendor(VendorAdapter):
             pairs = [part.split("=", 1) for part in chunk.split(",") if "=" in part]
             timestamps = [v.strip() for k, v in pairs if k.strip() == "t"]
             signatures = [v.strip() for k, v in pairs if k.strip() == "v1" and v.strip()]
-            if len(timestamps) == 1 and timestamps[0].isdigit() and signatures:
-                sets.append((int(timestamps[0]), signatures))
-        return sets
+            # At most 12 digits (int() refuses over 4,300 and a real Unix time has 10) and a few sets and signatures
+            # (Persona sends two sets while rotating): an unauthenticated header cannot buy CPU or a 500.
+            if len(timestamps) == 1 and timestamps[0].isdigit() and len(timestamps[0]) <= 12 and signatures:
+                sets.append((int(timestamps[0]), signatures[:4]))
+        return sets[:4]
 
     def verify_webhook(self, *, headers: dict[str, str], body: bytes, now: datetime) -> WebhookEvent:
         header = headers.get("persona-signature", "")

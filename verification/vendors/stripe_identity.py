@@ -195,11 +195,16 @@ class StripeIdentityVendor(VendorAdapter):
         error = session.get("last_error")
         code = error.get("code") if isinstance(error, dict) else None
         if not code:
-            return Result(Outcome.PENDING)  # created, or the user is on Stripe's page right now
+            return Result(Outcome.WAITING_FOR_USER)  # created, or the user is on Stripe's page right now
         if code in EXPIRED_CODES:
             return Result(Outcome.EXPIRED)
         if code in RETRYABLE:
-            return Result(Outcome.RETRY, retry_hint=RETRYABLE[code])
+            # Stripe keeps `last_error` until the person submits again: the report's time lets the broker tell this
+            # failure from one it already sent the person back for.
+            report = session.get("last_verification_report")
+            created = report.get("created") if isinstance(report, dict) else None
+            decided = datetime.fromtimestamp(created, UTC) if isinstance(created, int) and created > 0 else None
+            return Result(Outcome.RETRY, retry_hint=RETRYABLE[code], decided_at=decided)
         if code not in DECLINED_CODES:
             log.warning("unmapped vendor error code, declining", extra={"vendor": self.name, "code": str(code)[:64]})
         # The two failures Stripe names precisely; anything else stays UNKNOWN rather than a guessed FAIL.

@@ -104,13 +104,21 @@ def _date(value: object) -> date | None:
         return None
 
 
+def _decision_time(value: object) -> datetime | None:
+    try:
+        parsed = datetime.fromisoformat(value) if isinstance(value, str) else None
+    except ValueError:
+        return None
+    return parsed if parsed is None or parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
 def _country(value: object) -> str | None:
-    """ISO 3166-1 alpha-2. Veriff sends alpha-2 already; a shape check keeps codes pycountry lacks (Kosovo's XK)."""
+    """ISO 3166-1 alpha-2, checked against pycountry (plus Kosovo's XK, which it lacks): "UK" or "ZZ" is no fact."""
     if not isinstance(value, str):
         return None
     code = value.strip().upper()
     if re.fullmatch(r"[A-Z]{2}", code):
-        return code
+        return code if code == "XK" or pycountry.countries.get(alpha_2=code) else None
     if re.fullmatch(r"[A-Z]{3}", code):
         country = pycountry.countries.get(alpha_3=code)
         return country.alpha_2 if country else None
@@ -208,23 +216,30 @@ class VeriffVendor(VendorAdapter):
         if not isinstance(verification, dict):
             raise VendorError("malformed_response")
         outcome = OUTCOMES.get(_text(verification.get("status")), Outcome.ERROR)
+        # `/decision` shows the latest decision until Veriff decides a resubmitted attempt: its time lets the
+        # broker recognise the one it already acted on (services.result_apply).
+        decided = _decision_time(verification.get("decisionTime"))
         if outcome == Outcome.APPROVED:
             # Veriff reports no separate document, liveness or face-match verdicts (vendors.md section 4): they are
             # part of its decision, and each failing one is its own decline reason (102 tampering, 103 face
             # mismatch, 105 suspicious behaviour). An approval therefore is Veriff's pass on all three.
+            # Liveness stays UNKNOWN: we upload still images through the API, and Veriff's liveness comes from its
+            # own capture SDK, which this flow does not use; an approval does not speak for it.
             return Result(
                 outcome,
                 facts=self._facts(verification),
                 document_authentic=Check.PASS,
-                liveness=Check.PASS,
+                liveness=Check.UNKNOWN,
                 face_match=Check.PASS,
+                decided_at=decided,
             )
         if outcome == Outcome.DECLINED:
             face = Check.FAIL if _reason_code(verification) == FACE_MISMATCH else Check.UNKNOWN
-            return Result(outcome, face_match=face)
+            return Result(outcome, face_match=face, decided_at=decided)
         if outcome == Outcome.RETRY:
-            return Result(outcome, retry_hint=RETRY_HINTS.get(_reason_code(verification), RetryHint.OTHER))
-        return Result(outcome)
+            hint = RETRY_HINTS.get(_reason_code(verification), RetryHint.OTHER)
+            return Result(outcome, retry_hint=hint, decided_at=decided)
+        return Result(outcome, decided_at=decided)
 
     @staticmethod
     def _facts(verification: dict) -> Facts:
@@ -318,7 +333,8 @@ class VeriffVendor(VendorAdapter):
     def delete(self, *, vendor_session_id: str) -> DeletionState:
         """Veriff's DELETE (apidocs v1sessionsid-3), signed over the session id. Its answers:
         1. 200: accepted; the session leaves the API at once and its data within 12 h -> SCHEDULED.
-        2. 404: already gone (an earlier call got through) -> DONE, as `deletion_status` would say.
+        2. 404: already gone (an earlier call, or a retry of this one, got through) -> SCHEDULED like a 200: the
+           data may still be within Veriff's 12 h, and the broker waits that out before `deletion_status`.
         3. 403: deletion is not enabled for this integration (off by default; a Veriff Solutions Engineer turns
            it on). FAILED, not NOT_SUPPORTED: Veriff does offer it, and the dashboard must show an operator that
            copies are being kept (SPEC 3.7). Retrying costs nothing.
@@ -333,7 +349,7 @@ class VeriffVendor(VendorAdapter):
         if status == 429:
             raise VendorError("deletion_quota", retry_after=hinted_wait(response) or DELETION_QUOTA_WAIT)
         if status == 404:
-            return DeletionState.DONE
+            return DeletionState.SCHEDULED
         if status == 403:
             log.warning("veriff refused a deletion: not enabled for this integration", extra={"vendor": self.name})
             return DeletionState.FAILED

@@ -84,7 +84,8 @@ def test_opening_the_page_makes_the_inquiry_pending(vendor):
     vendor_session_id = vendor.start()
     vendor.control.http.get(vendor.started[-1].redirect_url)
     assert _inquiry(vendor, vendor_session_id)["status"] == "pending"
-    assert vendor.adapter.fetch_result(vendor_session_id=vendor_session_id).outcome == Outcome.PENDING
+    # The user is on Persona's page: the broker sends a returning user back there instead of a waiting page.
+    assert vendor.adapter.fetch_result(vendor_session_id=vendor_session_id).outcome == Outcome.WAITING_FOR_USER
 
 
 def test_the_hosted_page_sends_the_user_back_with_the_inquiry_id(vendor):
@@ -235,7 +236,7 @@ def test_a_declined_inquiry_reports_the_failed_check_but_no_facts(vendor):
 
 @pytest.mark.parametrize(
     "status,outcome",
-    [("completed", Outcome.APPROVED), ("failed", Outcome.DECLINED), ("needs_review", Outcome.NEEDS_REVIEW)],
+    [("completed", Outcome.PENDING), ("failed", Outcome.DECLINED), ("needs_review", Outcome.NEEDS_REVIEW)],
 )
 def test_every_persona_status_is_normalized(vendor, status, outcome):
     vendor_session_id = vendor.walk("approved")
@@ -243,6 +244,14 @@ def test_every_persona_status_is_normalized(vendor, status, outcome):
     result = vendor.adapter.fetch_result(vendor_session_id=vendor_session_id)
     assert result.outcome == outcome
     assert (result.facts is not None) == (outcome == Outcome.APPROVED)
+
+
+def test_completed_is_the_approval_only_for_a_template_without_a_decision_step(vendor):
+    vendor_session_id = vendor.walk("approved")
+    _inquiry(vendor, vendor_session_id)["status"] = "completed"
+    assert vendor.adapter.fetch_result(vendor_session_id=vendor_session_id).outcome == Outcome.PENDING
+    vendor.configure(completed_is_final=True)
+    assert vendor.adapter.fetch_result(vendor_session_id=vendor_session_id).outcome == Outcome.APPROVED
 
 
 def test_a_status_persona_may_add_later_is_an_error_not_an_approval(vendor):

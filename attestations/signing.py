@@ -26,6 +26,7 @@ from .models import Attestation, SigningKey
 
 TOKEN_TYPE = "dc+sd-jwt"
 STATUS_LIST_TYPE = "statuslist+jwt"
+TREE_HEAD_TYPE = "sth+jwt"
 ALGORITHMS = {"ES256": ("EC", "P-256"), "Ed25519": ("OKP", "Ed25519")}
 CLOCK_SKEW = timedelta(seconds=60)
 
@@ -136,6 +137,11 @@ def sign_attestation(payload: dict) -> Signed:
 def sign_status_list(payload: dict) -> str:
     """A Status List Token (IETF OAuth Token Status List): a JWT with `typ: statuslist+jwt`."""
     return _sign(payload, STATUS_LIST_TYPE).token
+
+
+def sign_tree_head(payload: dict) -> str:
+    """A signed tree head of the audit transparency log (audit/transparency.py): a JWT with `typ: sth+jwt`."""
+    return _sign(payload, TREE_HEAD_TYPE).token
 
 
 def _split(token: str) -> str:

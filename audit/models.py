@@ -16,3 +16,19 @@ class AuditEvent(models.Model):
 
     def __str__(self) -> str:
         return f"#{self.seq} {self.event}"
+
+
+class TreeHead(models.Model):
+    """A signed tree head (RFC 9162 §4.10 in spirit): the Merkle root over the first `tree_size` audit entries,
+    signed by the broker's attestation key as a JWS (`typ: sth+jwt`). Published periodically; never edited."""
+
+    tree_size = models.PositiveBigIntegerField(unique=True)
+    root_hash = models.CharField(max_length=64)
+    at = models.DateTimeField()
+    token = models.TextField()
+
+    class Meta:
+        ordering = ["-tree_size"]
+
+    def __str__(self) -> str:
+        return f"tree head {self.tree_size}"

@@ -45,13 +45,18 @@ EVENTS = frozenset(
         "provider.created",
         "api_key.created",
         "api_key.revoked",
+        "admin.signin",
     }
 )
 
 
+def entry_body(seq: int, event: str, refs: dict, at: datetime) -> bytes:
+    """The canonical bytes of one entry: what the chain hashes and what is a Merkle leaf (audit/transparency.py)."""
+    return json.dumps([seq, event, refs, at.isoformat()], sort_keys=True, separators=(",", ":")).encode()
+
+
 def _entry_hash(prev_hash: str, seq: int, event: str, refs: dict, at: datetime) -> str:
-    body = json.dumps([seq, event, refs, at.isoformat()], sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(prev_hash.encode() + body.encode()).hexdigest()
+    return hashlib.sha256(prev_hash.encode() + entry_body(seq, event, refs, at)).hexdigest()
 
 
 def audit_record(*, event: str, now: datetime | None = None, **refs: str) -> AuditEvent:

@@ -64,3 +64,14 @@ def drain_deferred(batch: int = 1000) -> int:
         moved += 1
         if moved >= batch:
             return moved
+
+
+@shared_task
+def publish_tree_head() -> int:
+    """Beat: sign a tree head when the log has grown (SPEC 3.6). Returns the tree size covered."""
+    from django.utils import timezone
+
+    from .transparency import tree_head_publish
+
+    head = tree_head_publish(now=timezone.now())
+    return head.tree_size if head else 0

@@ -269,6 +269,7 @@ CELERY_BEAT_SCHEDULE = {
     "drain-deferred-audit": {"task": "audit.tasks.drain_deferred", "schedule": 5.0},
     "deliver-due-webhooks": {"task": "webhooks.tasks.deliver_due", "schedule": 15.0},
     "poll-vendor-deletions": {"task": "verification.tasks.poll_vendor_deletions", "schedule": 300.0},
+    "publish-tree-head": {"task": "audit.tasks.publish_tree_head", "schedule": 60.0},
 }
 
 # --- API ---------------------------------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from attestations import api as attestation_api
 from attestations import views as attestation_views
+from audit import views as audit_views
 from verification import views as verification_views
 
 api_v1 = [
@@ -51,8 +52,13 @@ urlpatterns = [
     path("verify/result", verification_views.result, name="verify-result"),
     path("verify/hosted", verification_views.hosted, name="verify-hosted"),
     path("verify/return", verification_views.vendor_return, name="verify-return"),
+    path("verify/receipt", verification_views.deletion_receipt, name="verify-receipt"),
     path("verify/<str:link>", verification_views.open_link, name="verify-link"),
     path("webhooks/vendors/<str:vendor>", verification_views.vendor_webhook, name="vendor-webhook"),
+    path("transparency/tree-head", audit_views.tree_head, name="transparency-tree-head"),
+    path("transparency/proof/inclusion", audit_views.inclusion_proof, name="transparency-inclusion"),
+    path("transparency/proof/consistency", audit_views.consistency_proof, name="transparency-consistency"),
+    path("transparency/entries", audit_views.entries, name="transparency-entries"),
     path("account/", include("accounts.urls")),
     path("admin/", admin.site.urls),
 ]

@@ -82,9 +82,11 @@ def fresh_caches():
     with statuslist._revoked_lock:
         statuslist._revoked_cache.clear()
     signing._key_cache.clear()
+    from audit.transparency import forget_leaves
     from verification.vendors import breaker
 
     breaker.reset_all()
+    forget_leaves()
 
 
 @pytest.fixture

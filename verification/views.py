@@ -401,8 +401,36 @@ def result(request):
             "claims": [describe_claim(c, vr.provider.policy) for c in vr.claims],
             "offer_account": outcome == "approved" and not request.session.get("idb_account"),
             "reused": _session_of(vr) is None,
+            "receipt": _destroyed(_session_of(vr)),
         },
     )
+
+
+def _destroyed(session: VerificationSession | None) -> bool:
+    from audit.models import AuditEvent
+
+    return bool(session) and AuditEvent.objects.filter(event="evidence.destroyed", refs__session=session.pk).exists()
+
+
+@require_GET
+def deletion_receipt(request):
+    """The user's proof that their photos were destroyed: the audit entry, its inclusion proof and a signed tree
+    head, as a JSON file anyone can check offline (`idbroker-verify receipt`). It names only random ids."""
+    from audit.models import AuditEvent
+    from audit.transparency import receipt
+
+    vr = _current(request)
+    session = _session_of(vr) if vr else None
+    entry = (
+        AuditEvent.objects.filter(event="evidence.destroyed", refs__session=session.pk).order_by("seq").first()
+        if session
+        else None
+    )
+    if entry is None:
+        return _error(request, 404, "No receipt yet", "A receipt exists once your photos have been destroyed.")
+    response = JsonResponse(receipt(seq=entry.seq, now=timezone.now()), json_dumps_params={"indent": 2})
+    response["Content-Disposition"] = 'attachment; filename="idbroker-deletion-receipt.json"'
+    return response
 
 
 @require_GET

@@ -1,6 +1,7 @@
 """Provider-side verifier for idbroker attestations. `Verifier(issuer, audience).verify(token, nonce=...)`."""
 
 from ._http import urllib_fetch
+from .receipt import verify_receipt
 from .verifier import REASONS, STATUS_LIST_TYPE, SUPPORTED_ALGS, TOKEN_TYPE, VerificationError, Verifier
 
 __version__ = "0.1.0"
@@ -12,4 +13,5 @@ __all__ = [
     "VerificationError",
     "Verifier",
     "urllib_fetch",
+    "verify_receipt",
 ]

@@ -1,4 +1,5 @@
 """`idbroker-verify --issuer URL --audience CLIENT_ID [--nonce N] TOKEN|-`
+`idbroker-verify receipt --issuer URL FILE|-` (a deletion receipt, see receipt.py)
 
 Prints the verified claims as JSON and exits 0, or prints the reason (one word, see REASONS) and exits 1. The
 detail, when there is one, goes to standard error. Usage errors exit 2.
@@ -13,7 +14,30 @@ import sys
 from .verifier import VerificationError, Verifier
 
 
+def receipt_main(argv: list[str]) -> int:
+    """`idbroker-verify receipt --issuer URL FILE|-`: check a deletion receipt against the issuer's keys."""
+    from .receipt import verify_receipt
+
+    parser = argparse.ArgumentParser(prog="idbroker-verify receipt", description="Check an idbroker receipt offline.")
+    parser.add_argument("--issuer", required=True, help="the broker's public URL, e.g. https://broker.example")
+    parser.add_argument("file", help="the receipt JSON file, or - to read it from standard input")
+    args = parser.parse_args(argv)
+    text = sys.stdin.read() if args.file == "-" else open(args.file, encoding="utf-8").read()  # noqa: SIM115
+    try:
+        entry = verify_receipt(json.loads(text), Verifier(args.issuer, "receipt"))
+    except (VerificationError, ValueError) as exc:
+        print(getattr(exc, "reason", "malformed"))
+        if getattr(exc, "detail", ""):
+            print(exc.detail, file=sys.stderr)
+        return 1
+    print(json.dumps(entry, indent=2, sort_keys=True))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["receipt"]:
+        return receipt_main(argv[1:])
     parser = argparse.ArgumentParser(
         prog="idbroker-verify", description="Verify an idbroker attestation offline (signature, claims, revocation)."
     )

@@ -53,6 +53,7 @@ REASONS = frozenset(
         "nonce_mismatch",
         "revoked",
         "status_unavailable",
+        "not_included",
     }
 )
 

@@ -1,0 +1,134 @@
+"""The audit log as a transparency log (SPEC 3.6, RFC 9162 style): every audit entry is a Merkle leaf, signed tree
+heads are published, and anyone can be given an inclusion proof (this entry is in the log) or a consistency proof
+(the log only grew between two tree heads). Leaves are the entries' canonical bytes: event type, random ids, a time.
+
+Leaf `i` is the entry with `seq = i + 1`. Leaf hashes are kept per process as the log grows (entries are never
+changed); `tree_heads_verify` recomputes everything from the database, so tampering is found whatever this cache
+holds.
+"""
+
+from __future__ import annotations
+
+import base64
+import threading
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.conf import settings
+from django.db import IntegrityError
+
+from . import merkle
+from .models import AuditEvent, TreeHead
+from .services import entry_body
+
+_leaves: list[bytes] = []
+_lock = threading.Lock()
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def leaves(size: int) -> list[bytes]:
+    """Leaf hashes of the first `size` entries."""
+    with _lock:
+        if len(_leaves) < size:
+            rows = AuditEvent.objects.filter(seq__gt=len(_leaves), seq__lte=size).order_by("seq")
+            for seq, event, refs, at in rows.values_list("seq", "event", "refs", "at").iterator():
+                if seq != len(_leaves) + 1:
+                    raise LogGap(seq)
+                _leaves.append(merkle.leaf_hash(entry_body(seq, event, refs, at)))
+        if len(_leaves) < size:
+            raise LogGap(len(_leaves) + 1)
+        return _leaves[:size]
+
+
+def forget_leaves() -> None:
+    """Tests: the database was emptied under us."""
+    with _lock:
+        _leaves.clear()
+
+
+class LogGap(Exception):
+    """An entry the tree needs is missing (deleted rows, or asking beyond the log)."""
+
+
+def log_size() -> int:
+    return AuditEvent.objects.order_by("-seq").values_list("seq", flat=True).first() or 0
+
+
+def tree_head_publish(*, now: datetime) -> TreeHead | None:
+    """Sign and store a tree head over the whole log, unless the newest one already covers it."""
+    from attestations.signing import sign_tree_head
+
+    size = log_size()
+    latest = TreeHead.objects.first()
+    if size == 0 or (latest and latest.tree_size >= size):
+        return latest
+    root = merkle.root(leaves(size)).hex()
+    token = sign_tree_head(
+        {"iss": settings.PUBLIC_URL, "tree_size": size, "root_hash": root, "timestamp": int(now.timestamp() * 1000)}
+    )
+    try:
+        return TreeHead.objects.create(tree_size=size, root_hash=root, at=now, token=token)
+    except IntegrityError:  # a concurrent publisher signed the same size
+        return TreeHead.objects.get(tree_size=size)
+
+
+def tree_head_latest() -> TreeHead | None:
+    return TreeHead.objects.first()
+
+
+def inclusion(*, index: int, tree_size: int) -> list[str]:
+    if not 0 <= index < tree_size:
+        raise ValueError("index must be below tree_size")
+    return [b64(h) for h in merkle.inclusion_proof(index, leaves(tree_size))]
+
+
+def consistency(*, first: int, second: int) -> list[str]:
+    if not 0 < first <= second:
+        raise ValueError("first must be between 1 and second")
+    return [b64(h) for h in merkle.consistency_proof(first, leaves(second))]
+
+
+def receipt(*, seq: int, now: datetime) -> dict:
+    """Proof that one entry is in the log: the entry, its inclusion proof, and a signed tree head covering it.
+    Checked offline by `idbroker-verify receipt` (clients/python) against the broker's published keys."""
+    row = AuditEvent.objects.get(seq=seq)
+    head = tree_head_latest()
+    if head is None or head.tree_size < seq:
+        head = tree_head_publish(now=now)
+    return {
+        "entry": entry_body(row.seq, row.event, row.refs, row.at).decode(),
+        "leaf_index": seq - 1,
+        "tree_size": head.tree_size,
+        "inclusion_proof": inclusion(index=seq - 1, tree_size=head.tree_size),
+        "tree_head": head.token,
+    }
+
+
+@dataclass(frozen=True)
+class HeadCheck:
+    ok: bool
+    checked: int
+    bad_tree_size: int | None = None
+    reason: str = ""
+
+
+def tree_heads_verify() -> HeadCheck:
+    """Recompute every published tree head's root from the database as it is now (no cache)."""
+    heads = list(TreeHead.objects.order_by("tree_size").values_list("tree_size", "root_hash"))
+    if not heads:
+        return HeadCheck(True, 0)
+    computed: list[bytes] = []
+    rows = AuditEvent.objects.filter(seq__lte=heads[-1][0]).order_by("seq")
+    for seq, event, refs, at in rows.values_list("seq", "event", "refs", "at").iterator():
+        if seq != len(computed) + 1:
+            break
+        computed.append(merkle.leaf_hash(entry_body(seq, event, refs, at)))
+    for size, root in heads:
+        if len(computed) < size:
+            return HeadCheck(False, len(heads), size, f"entries missing below tree size {size}")
+        if merkle.root(computed[:size]).hex() != root:
+            return HeadCheck(False, len(heads), size, f"the log no longer matches the tree head of size {size}")
+    return HeadCheck(True, len(heads))

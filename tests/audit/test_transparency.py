@@ -201,8 +201,9 @@ def test_no_receipt_before_anything_was_destroyed(client):
 
 @pytest.mark.django_db(transaction=True)
 def test_the_cli_checks_a_receipt_against_the_live_issuer(public_url, signing_key, now, tmp_path, capsys):
-    from audit.transparency import receipt
     from idbroker_verifier.cli import main
+
+    from audit.transparency import receipt
 
     entry = audit_record(event="evidence.destroyed", session="vs_cli", reason="decided", count="2", now=now)
     path = tmp_path / "receipt.json"

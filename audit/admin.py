@@ -2,7 +2,7 @@ from django.contrib import admin
 
 from broker.admin import ReadOnlyAdmin
 
-from .models import AuditEvent
+from .models import AuditEvent, TreeHead
 
 
 @admin.register(AuditEvent)
@@ -11,3 +11,10 @@ class AuditEventAdmin(ReadOnlyAdmin):
 
     list_display = ("seq", "event", "at", "refs")
     list_filter = ("event",)
+
+
+@admin.register(TreeHead)
+class TreeHeadAdmin(ReadOnlyAdmin):
+    """Read-only, like the entries it signs: a published tree head is never edited or withdrawn."""
+
+    list_display = ("tree_size", "root_hash", "at")

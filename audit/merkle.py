@@ -122,3 +122,72 @@ def verify_consistency(old_size: int, new_size: int, old_root: bytes, new_root: 
         fn >>= 1
         sn >>= 1
     return sn == 0 and fr == old_root and sr == new_root
+
+
+class Tree:
+    """An append-only tree that keeps every complete subtree's hash (level k holds the roots of the aligned
+    subtrees of 2**k leaves), so roots and proofs for any size cost O(log² n) hashes instead of O(n).
+    Gives the same answers as the functions above (tested against them)."""
+
+    def __init__(self) -> None:
+        self.levels: list[list[bytes]] = [[]]
+
+    def __len__(self) -> int:
+        return len(self.levels[0])
+
+    def append(self, leaf: bytes) -> None:
+        self.levels[0].append(leaf)
+        k = 0
+        while len(self.levels[k]) % 2 == 0:  # a subtree of 2**(k+1) leaves just completed
+            if len(self.levels) == k + 1:
+                self.levels.append([])
+            self.levels[k + 1].append(node_hash(self.levels[k][-2], self.levels[k][-1]))
+            k += 1
+
+    def _range(self, start: int, end: int) -> bytes:
+        """MTH(D[start:end]) for the ranges the RFC's recursion visits."""
+        size = end - start
+        if size & (size - 1) == 0 and start % size == 0:  # a complete, aligned subtree: stored
+            return self.levels[size.bit_length() - 1][start // size]
+        k = _split(size)
+        return node_hash(self._range(start, start + k), self._range(start + k, end))
+
+    def root(self, size: int | None = None) -> bytes:
+        size = len(self) if size is None else size
+        if not 0 <= size <= len(self):
+            raise ValueError("size beyond the tree")
+        return self._range(0, size) if size else EMPTY_ROOT
+
+    def inclusion_proof(self, index: int, size: int) -> list[bytes]:
+        if not 0 <= index < size <= len(self):
+            raise ValueError("leaf index outside the tree")
+        proof: list[bytes] = []
+        start, end = 0, size
+        while end - start > 1:  # walk down from the root, collecting the sibling of each step (RFC order: bottom-up)
+            k = _split(end - start)
+            if index < start + k:
+                proof.append(self._range(start + k, end))
+                end = start + k
+            else:
+                proof.append(self._range(start, start + k))
+                start += k
+        return proof[::-1]
+
+    def consistency_proof(self, old_size: int, size: int) -> list[bytes]:
+        if not 0 < old_size <= size <= len(self):
+            raise ValueError("old tree size must be between 1 and the tree size")
+        proof: list[bytes] = []
+        start, end, m, complete = 0, size, old_size, True
+        while True:
+            if m == end - start:
+                if not complete:
+                    proof.append(self._range(start, end))
+                break
+            k = _split(end - start)
+            if m <= k:
+                proof.append(self._range(start + k, end))
+                end = start + k
+            else:
+                proof.append(self._range(start, start + k))
+                start, m, complete = start + k, m - k, False
+        return proof[::-1]

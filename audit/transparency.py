@@ -2,9 +2,9 @@
 heads are published, and anyone can be given an inclusion proof (this entry is in the log) or a consistency proof
 (the log only grew between two tree heads). Leaves are the entries' canonical bytes: event type, random ids, a time.
 
-Leaf `i` is the entry with `seq = i + 1`. Leaf hashes are kept per process as the log grows (entries are never
-changed); `tree_heads_verify` recomputes everything from the database, so tampering is found whatever this cache
-holds.
+Leaf `i` is the entry with `seq = i + 1`. The tree (leaf hashes and every complete subtree's hash) is kept per
+process as the log grows, entries being never changed, so a proof costs O(log² n) hashes; `tree_heads_verify`
+recomputes everything from the database, so tampering is found whatever this cache holds.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from . import merkle
 from .models import AuditEvent, TreeHead
 from .services import entry_body
 
-_leaves: list[bytes] = []
+_tree = merkle.Tree()
 _lock = threading.Lock()
 
 
@@ -29,24 +29,26 @@ def b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
 
 
-def leaves(size: int) -> list[bytes]:
-    """Leaf hashes of the first `size` entries."""
+def tree(size: int) -> merkle.Tree:
+    """The process's tree, grown to at least the first `size` entries."""
+    global _tree
     with _lock:
-        if len(_leaves) < size:
-            rows = AuditEvent.objects.filter(seq__gt=len(_leaves), seq__lte=size).order_by("seq")
+        if len(_tree) < size:
+            rows = AuditEvent.objects.filter(seq__gt=len(_tree), seq__lte=size).order_by("seq")
             for seq, event, refs, at in rows.values_list("seq", "event", "refs", "at").iterator():
-                if seq != len(_leaves) + 1:
+                if seq != len(_tree) + 1:
                     raise LogGap(seq)
-                _leaves.append(merkle.leaf_hash(entry_body(seq, event, refs, at)))
-        if len(_leaves) < size:
-            raise LogGap(len(_leaves) + 1)
-        return _leaves[:size]
+                _tree.append(merkle.leaf_hash(entry_body(seq, event, refs, at)))
+        if len(_tree) < size:
+            raise LogGap(len(_tree) + 1)
+        return _tree
 
 
 def forget_leaves() -> None:
     """Tests: the database was emptied under us."""
+    global _tree
     with _lock:
-        _leaves.clear()
+        _tree = merkle.Tree()
 
 
 class LogGap(Exception):
@@ -65,7 +67,7 @@ def tree_head_publish(*, now: datetime) -> TreeHead | None:
     latest = TreeHead.objects.first()
     if size == 0 or (latest and latest.tree_size >= size):
         return latest
-    root = merkle.root(leaves(size)).hex()
+    root = tree(size).root(size).hex()
     token = sign_tree_head(
         {"iss": settings.PUBLIC_URL, "tree_size": size, "root_hash": root, "timestamp": int(now.timestamp() * 1000)}
     )
@@ -82,13 +84,13 @@ def tree_head_latest() -> TreeHead | None:
 def inclusion(*, index: int, tree_size: int) -> list[str]:
     if not 0 <= index < tree_size:
         raise ValueError("index must be below tree_size")
-    return [b64(h) for h in merkle.inclusion_proof(index, leaves(tree_size))]
+    return [b64(h) for h in tree(tree_size).inclusion_proof(index, tree_size)]
 
 
 def consistency(*, first: int, second: int) -> list[str]:
     if not 0 < first <= second:
         raise ValueError("first must be between 1 and second")
-    return [b64(h) for h in merkle.consistency_proof(first, leaves(second))]
+    return [b64(h) for h in tree(second).consistency_proof(first, second)]
 
 
 def receipt(*, seq: int, now: datetime) -> dict:

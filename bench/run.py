@@ -228,6 +228,9 @@ def main():
     from bench.statuslist import status_list_bench
 
     rows += status_list_bench(Provider.objects.get(client_id="bench"))
+    from bench.transparency import transparency_bench
+
+    rows += transparency_bench()
     width = max(len(name) for name, _ in rows)
     print(f"\n{'measure'.ljust(width)}  value\n{'-' * width}  -----")
     for name, value in rows:

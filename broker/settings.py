@@ -57,7 +57,7 @@ CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 CSRF_FAILURE_VIEW = "verification.views.csrf_failure"
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "broker.apps.BrokerAdminConfig",  # django.contrib.admin with the second-factor site (broker/admin_site.py)
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -66,14 +66,21 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "drf_spectacular_sidecar",  # Swagger UI served from our own static files: no CDN
+    "django_otp",
+    "django_otp.plugins.otp_totp",
     "broker",
     "audit",
     "attestations",
     "webhooks",
     "verification",
     "accounts",
+    "auditor",
 ]
 IDBROKER_DEMO = env.bool("IDBROKER_DEMO", default=DEBUG)
+# The admin asks for a TOTP token after the password (django-otp); operators enrol with `admin_totp_enroll`.
+IDBROKER_ADMIN_2FA = env.bool("IDBROKER_ADMIN_2FA", default=not DEBUG)
+OTP_TOTP_ISSUER = "idbroker"
+OTP_ADMIN_HIDE_SENSITIVE_DATA = True  # the admin never shows a TOTP device's key
 IDBROKER_BENCH = env.bool("IDBROKER_BENCH", default=False)  # mounts /bench/bare for `make bench` only
 if IDBROKER_DEMO:
     INSTALLED_APPS.append("demo_provider")
@@ -85,6 +92,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",  # request.user.is_verified(): the admin's second factor
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]

@@ -60,6 +60,7 @@ urlpatterns = [
     path("transparency/proof/consistency", audit_views.consistency_proof, name="transparency-consistency"),
     path("transparency/entries", audit_views.entries, name="transparency-entries"),
     path("account/", include("accounts.urls")),
+    path("auditor/", include("auditor.urls")),
     path("admin/", admin.site.urls),
 ]
 

@@ -109,6 +109,29 @@ def now():
     return timezone.now()
 
 
+def otp_verified(client, user):
+    """Sign `user` in as a finished admin sign-in does: the session holds the user and a verified TOTP device.
+
+    The admin requires a second factor (IDBROKER_ADMIN_2FA, on outside DEBUG), so `force_login` alone no longer
+    opens it. This is what `django_otp.login` stores after a correct token.
+    """
+    from django_otp import DEVICE_ID_SESSION_KEY
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    client.force_login(user)
+    device = TOTPDevice.objects.create(user=user, name="test", confirmed=True)
+    session = client.session
+    session[DEVICE_ID_SESSION_KEY] = device.persistent_id
+    session.save()
+    return client
+
+
+@pytest.fixture
+def admin_client(client, admin_user):
+    """pytest-django's admin_client, with the second factor verified as well."""
+    return otp_verified(client, admin_user)
+
+
 @pytest.fixture
 def public_url(live_server, settings):
     """Make the broker's public URL the live server's, so links, `iss` and the demo provider line up."""

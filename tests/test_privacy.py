@@ -11,7 +11,6 @@ import re
 
 import pytest
 from django.contrib.admin.sites import site
-from django.contrib.auth import get_user_model
 from django.urls import reverse
 
 from audit.models import AuditEvent
@@ -83,10 +82,3 @@ def test_admin_shows_no_plaintext_api_key(acme, admin_client):
     assert page.status_code == 200
     assert acme.api_key not in page.content.decode()
     assert acme.api_key.split("_", 2)[2] not in page.content.decode()  # the secret part (it may contain "_")
-
-
-@pytest.fixture
-def admin_client(client, db):
-    user = get_user_model().objects.create_superuser("operator", password="correct horse battery staple")
-    client.force_login(user)
-    return client

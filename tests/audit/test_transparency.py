@@ -211,3 +211,16 @@ def test_the_cli_checks_a_receipt_against_the_live_issuer(public_url, signing_ke
     assert main(["receipt", "--issuer", public_url, str(path)]) == 0
     assert json.loads(capsys.readouterr().out)["refs"]["session"] == "vs_cli"
     assert main(["receipt", "--issuer", "https://another-broker.example", str(path)]) == 1
+
+
+def test_the_stored_subtree_tree_gives_the_same_roots_and_proofs_as_the_rfc_recursion():
+    leaves = [merkle.leaf_hash(i.to_bytes(2, "big")) for i in range(300)]
+    tree = merkle.Tree()
+    for leaf in leaves:
+        tree.append(leaf)
+    for size in [*range(1, 40), 63, 64, 65, 127, 128, 129, 255, 256, 257, 300]:
+        assert tree.root(size) == merkle.root(leaves[:size])
+        for index in range(0, size, max(1, size // 9)):
+            assert tree.inclusion_proof(index, size) == merkle.inclusion_proof(index, leaves[:size])
+        for old in range(1, size + 1, max(1, size // 7)):
+            assert tree.consistency_proof(old, size) == merkle.consistency_proof(old, leaves[:size])

@@ -5,7 +5,6 @@ from datetime import timedelta
 from io import StringIO
 
 import pytest
-from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.urls import reverse
 from django.utils import timezone
@@ -40,13 +39,6 @@ def _run_to_the_end(delivery: WebhookDelivery) -> WebhookDelivery:
 
 def _secret(provider) -> WebhookSecret:
     return WebhookSecret.objects.get(provider=provider)
-
-
-@pytest.fixture
-def admin_client(client, db):
-    user = get_user_model().objects.create_superuser("operator", password="correct horse battery staple")
-    client.force_login(user)
-    return client
 
 
 # --- Disabling ---------------------------------------------------------------------------------------------------

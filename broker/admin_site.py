@@ -1,0 +1,72 @@
+"""The admin site: a second factor (TOTP, django-otp) outside DEBUG, and every sign-in attempt audited.
+
+`BrokerAdminConfig.default_site` (broker/apps.py) makes this the `admin.site` every `admin.site.register(...)` and
+`@admin.register` already use. Whether the second factor is required is read per request from
+`IDBROKER_ADMIN_2FA` (default: on unless DEBUG), so the site object never changes class at run time.
+
+Sign-ins are audited as `admin.signin` with the user's numeric id (when the username names a user) and an outcome:
+`ok`, `failed` (wrong password, not staff, or a wrong token) or `no_second_factor` (right password, but no token
+given or no TOTP device enrolled). Never the username, the password or the token.
+"""
+
+from django.conf import settings
+from django.contrib.admin import AdminSite
+from django.contrib.admin.forms import AdminAuthenticationForm
+from django.contrib.auth import get_user_model
+from django_otp.admin import OTPAdminAuthenticationForm, OTPAdminSite
+
+from audit.services import audit_record
+
+
+def second_factor_required() -> bool:
+    return settings.IDBROKER_ADMIN_2FA
+
+
+class BrokerAdminSite(OTPAdminSite):
+    """django-otp's OTPAdminSite, falling back to the plain admin only when IDBROKER_ADMIN_2FA is off."""
+
+    def __init__(self, name="admin"):
+        super().__init__(name)
+
+    @property
+    def login_form(self):
+        return OTPAdminAuthenticationForm if second_factor_required() else AdminAuthenticationForm
+
+    @property
+    def login_template(self):
+        return OTPAdminSite.login_template if second_factor_required() else None
+
+    def has_permission(self, request):
+        if second_factor_required():
+            return super().has_permission(request)
+        return AdminSite.has_permission(self, request)
+
+    def login(self, request, extra_context=None):
+        response = super().login(request, extra_context)
+        if request.method == "POST":
+            _audit_signin(request, response)
+        return response
+
+
+def _audit_signin(request, response) -> None:
+    if response.status_code == 302 and request.user.is_authenticated:
+        audit_record(event="admin.signin", user=str(request.user.pk), outcome="ok")
+        return
+    form = (getattr(response, "context_data", None) or {}).get("form")
+    user = form.get_user() if form is not None else None
+    if user is None:  # wrong password, unknown or inactive user: the id only if the username names someone
+        model = get_user_model()
+        username = request.POST.get("username", "")
+        pk = model._default_manager.filter(**{model.USERNAME_FIELD: username}).values_list("pk", flat=True).first()
+        audit_record(event="admin.signin", user=str(pk) if pk is not None else "", outcome="failed")
+        return
+    password_only = user.is_active and user.is_staff and second_factor_required()
+    no_token = not request.POST.get("otp_token") or not _has_device(user)
+    outcome = "no_second_factor" if password_only and no_token else "failed"
+    audit_record(event="admin.signin", user=str(user.pk), outcome=outcome)
+
+
+def _has_device(user) -> bool:
+    from django_otp import devices_for_user
+
+    return any(True for _ in devices_for_user(user, confirmed=True))

@@ -13,6 +13,7 @@ from django.conf import settings
 from django.contrib.admin import AdminSite
 from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth import get_user_model
+from django_otp import devices_for_user
 from django_otp.admin import OTPAdminAuthenticationForm, OTPAdminSite
 
 from audit.services import audit_record
@@ -20,6 +21,21 @@ from audit.services import audit_record
 
 def second_factor_required() -> bool:
     return settings.IDBROKER_ADMIN_2FA
+
+
+class OneDeviceOTPAuthenticationForm(OTPAdminAuthenticationForm):
+    """django-otp's admin login form, with the device preselected when the user has exactly one.
+
+    django-otp asks the user to pick a device before it checks a token (so a wrong guess cannot throttle unrelated
+    devices); `admin_totp_enroll` keeps one device per operator, so password and token go in one step.
+    """
+
+    def clean_otp(self, user):
+        if user is not None and not self.cleaned_data.get("otp_device"):
+            devices = list(devices_for_user(user, confirmed=True))
+            if len(devices) == 1:
+                self.cleaned_data["otp_device"] = devices[0].persistent_id
+        return super().clean_otp(user)
 
 
 class BrokerAdminSite(OTPAdminSite):
@@ -30,7 +46,7 @@ class BrokerAdminSite(OTPAdminSite):
 
     @property
     def login_form(self):
-        return OTPAdminAuthenticationForm if second_factor_required() else AdminAuthenticationForm
+        return OneDeviceOTPAuthenticationForm if second_factor_required() else AdminAuthenticationForm
 
     @property
     def login_template(self):
@@ -67,6 +83,4 @@ def _audit_signin(request, response) -> None:
 
 
 def _has_device(user) -> bool:
-    from django_otp import devices_for_user
-
     return any(True for _ in devices_for_user(user, confirmed=True))

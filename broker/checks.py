@@ -60,3 +60,53 @@ def vendors_configured(app_configs, **kwargs):
                 )
             )
     return problems
+
+
+def retention_problems() -> list[tuple[str, str, str]]:
+    """Retention misconfiguration (SPEC 3.1, 3.5, 3.6) as (id, message, hint); shown by `check` and the auditor
+    dashboard. The hard caps (evidence 1 min to 24 h) are enforced at start-up in settings; these are the ways a
+    configuration within the caps still fails to keep the promise."""
+    from datetime import timedelta
+
+    problems = []
+    schedule = settings.CELERY_BEAT_SCHEDULE
+    sweeper = schedule.get("purge-expired-evidence")
+    if not sweeper or sweeper.get("task") != "verification.tasks.purge_expired":
+        problems.append(("idbroker.E020", "The evidence sweeper is not scheduled in beat.", "Restore it in settings."))
+    elif timedelta(seconds=float(sweeper["schedule"])) > settings.IDBROKER_ABANDONED_TTL / 2:
+        problems.append(
+            (
+                "idbroker.E021",
+                "The evidence sweeper runs less often than half the shortest deadline: evidence may outlive it.",
+                "Run purge_expired at least every IDBROKER_ABANDONED_TTL_MINUTES / 2.",
+            )
+        )
+    if timedelta(days=365) < settings.IDBROKER_FACTS_VALIDITY:
+        problems.append(
+            (
+                "idbroker.W020",
+                "Facts are kept longer than the 365-day validity period SPEC 3.5 sets as the default.",
+                "Lower IDBROKER_FACTS_VALIDITY_DAYS unless your policy requires more.",
+            )
+        )
+    if "publish-tree-head" not in schedule:
+        problems.append(("idbroker.W021", "Signed tree heads are not published by beat.", "Restore it in settings."))
+    if not settings.DEBUG and settings.CELERY_TASK_ALWAYS_EAGER:
+        problems.append(
+            (
+                "idbroker.W022",
+                "No Celery broker outside DEBUG: no beat runs the sweeper, vendor-deletion polls or tree heads.",
+                "Set CELERY_BROKER_URL and run a beat, or cron `manage.py purge_evidence` every few minutes.",
+            )
+        )
+    return problems
+
+
+@register()
+def retention_configured(app_configs, **kwargs):
+    from django.core.checks import Error
+
+    return [
+        (Error if code.split(".")[1].startswith("E") else Warning)(message, hint=hint, id=code)
+        for code, message, hint in retention_problems()
+    ]

@@ -100,3 +100,27 @@ def test_a_default_vendor_without_credentials_is_a_configuration_error():
 def test_a_vendor_without_webhook_secrets_is_flagged():
     result = manage("check", env_extra={"IDBROKER_VENDOR": "veriff", "VERIFF_API_KEY": "k"})
     assert "idbroker.W010" in result.stderr + result.stdout
+
+
+def test_retention_checks_flag_a_configuration_that_breaks_the_promise(settings):
+    from datetime import timedelta
+
+    from broker.checks import retention_problems
+
+    settings.CELERY_TASK_ALWAYS_EAGER = False
+    assert retention_problems() == []
+    settings.CELERY_BEAT_SCHEDULE = {
+        **settings.CELERY_BEAT_SCHEDULE,
+        "purge-expired-evidence": {"task": "verification.tasks.purge_expired", "schedule": 3600.0},
+    }
+    settings.IDBROKER_FACTS_VALIDITY = timedelta(days=800)
+    codes = [code for code, *_ in retention_problems()]
+    assert codes == ["idbroker.E021", "idbroker.W020"]
+    del settings.CELERY_BEAT_SCHEDULE["publish-tree-head"]
+    settings.CELERY_TASK_ALWAYS_EAGER = True
+    assert [code for code, *_ in retention_problems()][-2:] == ["idbroker.W021", "idbroker.W022"]
+
+
+def test_facts_kept_too_long_are_a_warning_at_start_up():
+    result = manage("check", env_extra={"IDBROKER_ALLOW_DEV_VENDOR": "true", "IDBROKER_FACTS_VALIDITY_DAYS": "800"})
+    assert "idbroker.W020" in result.stderr + result.stdout

@@ -58,7 +58,8 @@ class ApiKeyAdmin(ReadOnlyAdmin):
     actions = ["revoke"]
 
     def has_change_permission(self, request, obj=None):
-        return obj is None  # the list (and its revoke action) only; no edit form
+        # The change permission too: `obj is None` alone opened the list and its actions to every staff user.
+        return obj is None and admin.ModelAdmin.has_change_permission(self, request)  # the list (and its revoke action) only; no edit form
 
     @admin.action(description="Revoke selected API keys")
     def revoke(self, request, queryset):
@@ -88,7 +89,8 @@ class AttestationAdmin(ReadOnlyAdmin):
     actions = ["revoke"]
 
     def has_change_permission(self, request, obj=None):
-        return obj is None  # the list and its revoke action; no edit form
+        # The change permission too: `obj is None` alone opened the list and its actions to every staff user.
+        return obj is None and admin.ModelAdmin.has_change_permission(self, request)  # the list and its revoke action; no edit form
 
     @admin.action(description="Revoke selected attestations")
     def revoke(self, request, queryset):

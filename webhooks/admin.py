@@ -27,7 +27,8 @@ class WebhookSecretAdmin(admin.ModelAdmin):
         return False  # `manage.py create_webhook_secret` creates it and shows it once
 
     def has_change_permission(self, request, obj=None):
-        return obj is None  # the list and its action only
+        # The change permission too: `obj is None` alone opened the list and its actions to every staff user.
+        return obj is None and admin.ModelAdmin.has_change_permission(self, request)  # the list and its action only
 
     @admin.action(description="Re-enable webhooks for the selected providers")
     def enable(self, request, queryset):
@@ -59,7 +60,8 @@ class WebhookDeliveryAdmin(admin.ModelAdmin):
         return False
 
     def has_change_permission(self, request, obj=None):
-        return obj is None  # the list and its action only
+        # The change permission too: `obj is None` alone opened the list and its actions to every staff user.
+        return obj is None and admin.ModelAdmin.has_change_permission(self, request)  # the list and its action only
 
     def has_delete_permission(self, request, obj=None):
         return False

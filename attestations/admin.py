@@ -58,8 +58,9 @@ class ApiKeyAdmin(ReadOnlyAdmin):
     actions = ["revoke"]
 
     def has_change_permission(self, request, obj=None):
-        # The change permission too: `obj is None` alone opened the list and its actions to every staff user.
-        return obj is None and admin.ModelAdmin.has_change_permission(self, request)  # the list (and its revoke action) only; no edit form
+        # The list (and its revoke action) only; no edit form. The change permission as well: `obj is None` alone
+        # opened the list and its actions to every staff user, an auditor included.
+        return obj is None and admin.ModelAdmin.has_change_permission(self, request)
 
     @admin.action(description="Revoke selected API keys")
     def revoke(self, request, queryset):
@@ -89,8 +90,9 @@ class AttestationAdmin(ReadOnlyAdmin):
     actions = ["revoke"]
 
     def has_change_permission(self, request, obj=None):
-        # The change permission too: `obj is None` alone opened the list and its actions to every staff user.
-        return obj is None and admin.ModelAdmin.has_change_permission(self, request)  # the list and its revoke action; no edit form
+        # The list and its revoke action; no edit form. The change permission as well: `obj is None` alone
+        # opened the list and its actions to every staff user, an auditor included.
+        return obj is None and admin.ModelAdmin.has_change_permission(self, request)
 
     @admin.action(description="Revoke selected attestations")
     def revoke(self, request, queryset):

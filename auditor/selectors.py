@@ -18,6 +18,7 @@ from attestations.models import Provider, SigningKey
 from audit.models import AuditEvent, TreeHead
 from audit.services import audit_verify
 from audit.transparency import tree_heads_verify
+from broker.checks import retention_problems
 from verification.models import Evidence, VerificationSession
 
 WINDOW_DAYS = 30  # destruction latency and attestation counts look back this far
@@ -193,6 +194,12 @@ def log_integrity(*, now: datetime) -> dict:
     }
 
 
+def retention_configuration(*, now: datetime) -> list[dict]:
+    """The retention checks `manage.py check` runs (broker/checks.py): a deployment can keep every deadline on
+    paper and still never sweep. Empty when all is well."""
+    return [{"id": code, "message": message, "hint": hint} for code, message, hint in retention_problems()]
+
+
 def dashboard(*, now: datetime) -> dict:
     return {
         "generated_at": _iso(now),
@@ -205,6 +212,7 @@ def dashboard(*, now: datetime) -> dict:
         "keys": key_history(now=now),
         "policy_history": policy_history(now=now),
         "integrity": log_integrity(now=now),
+        "configuration": retention_configuration(now=now),
     }
 
 
@@ -218,10 +226,19 @@ def flatten(data, prefix: str = "") -> list[tuple[str, object]]:
         for i, item in enumerate(data):
             name = i
             if isinstance(item, dict):
-                name = item.get("provider") or item.get("kid") or item.get("hour") or item.get("label") or i
+                name = (
+                    item.get("provider")
+                    or item.get("kid")
+                    or item.get("hour")
+                    or item.get("label")
+                    or item.get("id")
+                    or i
+                )
                 if "seq" in item:
                     name = item["seq"]
-                item = {k: v for k, v in item.items() if k not in ("provider", "kid", "hour", "label", "seq")} or item
+                item = {
+                    k: v for k, v in item.items() if k not in ("provider", "kid", "hour", "label", "seq", "id")
+                } or item
             rows += flatten(item, f"{prefix}.{name}")
     else:
         rows.append((prefix, "" if data is None else data))

@@ -65,12 +65,14 @@ def dashboard(request):
     evidence = data["evidence"]
     context = {
         "d": data,
+        "as_of": now.strftime("%Y-%m-%d %H:%M:%S"),
         "oldest_age": _duration(evidence["oldest_age_seconds"]),
-        "oldest_to_deadline": _duration(evidence["oldest_seconds_to_deadline"]),
+        "oldest_late": (evidence["oldest_seconds_to_deadline"] or 0) < 0,
+        "oldest_to_deadline": _duration(abs(evidence["oldest_seconds_to_deadline"] or 0)),
         "latency_median": _duration(data["destruction_latency"]["median_seconds"]),
         "latency_max": _duration(data["destruction_latency"]["max_seconds"]),
         "purge_chart": bar_chart(purge_bars, title="Evidence purges per hour, last 24 hours", label_every=3),
-        "latency_chart": bar_chart(latency_bars, title="Destruction latency after a decision", height=180),
+        "latency_chart": bar_chart(latency_bars, title="Destruction latency after a decision", height=150),
     }
     return render(request, "auditor/dashboard.html", context)
 

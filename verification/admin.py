@@ -52,7 +52,8 @@ class VerificationSessionAdmin(admin.ModelAdmin):
         return False
 
     def has_change_permission(self, request, obj=None):
-        # The change permission too: `obj is None` alone opened the list and its actions to every staff user.
+        # The change permission as well: `obj is None` alone opened the list and its actions to every staff
+        # user, an auditor included.
         return obj is None and admin.ModelAdmin.has_change_permission(self, request)
 
     def has_delete_permission(self, request, obj=None):
@@ -81,7 +82,8 @@ class VendorEventAdmin(admin.ModelAdmin):
         return False
 
     def has_change_permission(self, request, obj=None):
-        # The change permission too: `obj is None` alone opened the list and its actions to every staff user.
+        # The change permission as well: `obj is None` alone opened the list and its actions to every staff
+        # user, an auditor included.
         return obj is None and admin.ModelAdmin.has_change_permission(self, request)
 
     def has_delete_permission(self, request, obj=None):

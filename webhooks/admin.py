@@ -27,8 +27,9 @@ class WebhookSecretAdmin(admin.ModelAdmin):
         return False  # `manage.py create_webhook_secret` creates it and shows it once
 
     def has_change_permission(self, request, obj=None):
-        # The change permission too: `obj is None` alone opened the list and its actions to every staff user.
-        return obj is None and admin.ModelAdmin.has_change_permission(self, request)  # the list and its action only
+        # The list and its action only. The change permission as well: `obj is None` alone
+        # opened the list and its actions to every staff user, an auditor included.
+        return obj is None and admin.ModelAdmin.has_change_permission(self, request)
 
     @admin.action(description="Re-enable webhooks for the selected providers")
     def enable(self, request, queryset):
@@ -60,8 +61,9 @@ class WebhookDeliveryAdmin(admin.ModelAdmin):
         return False
 
     def has_change_permission(self, request, obj=None):
-        # The change permission too: `obj is None` alone opened the list and its actions to every staff user.
-        return obj is None and admin.ModelAdmin.has_change_permission(self, request)  # the list and its action only
+        # The list and its action only. The change permission as well: `obj is None` alone
+        # opened the list and its actions to every staff user, an auditor included.
+        return obj is None and admin.ModelAdmin.has_change_permission(self, request)
 
     def has_delete_permission(self, request, obj=None):
         return False

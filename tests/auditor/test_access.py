@@ -64,6 +64,7 @@ def test_an_auditor_cannot_open_provider_key_or_session_admin_pages(auditor_clie
 
 def test_an_auditor_can_read_the_audit_log_in_the_admin_but_not_edit_it(auditor_client, scenario):
     assert auditor_client.get("/admin/audit/auditevent/").status_code == 200
+    assert auditor_client.get("/admin/audit/treehead/").status_code == 200
     assert auditor_client.get("/admin/audit/auditevent/add/").status_code == 403
 
 

@@ -97,3 +97,17 @@ def test_the_page_and_exports_hold_no_api_key_secret_hash_or_private_key(auditor
         assert key.secret_hash not in body
         assert acme.api_key not in body
         assert "private" not in body.lower()
+
+
+def test_a_retention_misconfiguration_is_shown_on_the_page(auditor_client, settings):
+    settings.CELERY_BEAT_SCHEDULE = {
+        k: v for k, v in settings.CELERY_BEAT_SCHEDULE.items() if k != "purge-expired-evidence"
+    }
+    html = auditor_client.get("/auditor/").content.decode()
+    assert "The evidence sweeper is not scheduled in beat." in html
+    assert "idbroker.E020" in html
+
+
+def test_the_oldest_item_past_its_deadline_is_said_to_be_late(auditor_client, scenario):
+    html = auditor_client.get("/auditor/").content.decode()
+    assert re.search(r"30 min \d+ s past its deadline", html)

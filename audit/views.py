@@ -17,7 +17,7 @@ MAX_ENTRIES = 1000
 
 def _problem(status: int, code: str, detail: str) -> JsonResponse:
     return JsonResponse(
-        {"type": "about:blank", "title": "Bad request", "status": status, "code": code, "detail": detail},
+        {"type": "about:blank", "title": detail.split(".")[0], "status": status, "code": code, "detail": detail},
         status=status,
         content_type="application/problem+json",
     )
@@ -35,7 +35,7 @@ def _ints(request, *names: str) -> list[int] | None:
 def tree_head(request):
     head = transparency.tree_head_latest()
     if head is None:
-        return JsonResponse({"tree_size": 0}, status=404)
+        return _problem(404, "no_tree_head", "No tree head has been signed yet (beat signs one every minute).")
     response = JsonResponse(
         {
             "tree_size": head.tree_size,

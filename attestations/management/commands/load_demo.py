@@ -46,3 +46,8 @@ class Command(BaseCommand):
         path.write_text(json.dumps({"client_id": provider.client_id, "api_key": key}))
         path.chmod(0o600)
         self.stdout.write(f"demo provider {provider.client_id}: API key in {path}")
+        # The embedded default runs no beat: sign a first tree head so /transparency/tree-head has one to show.
+        from audit.transparency import tree_head_publish
+
+        head = tree_head_publish(now=now)
+        self.stdout.write(f"transparency log: tree head over {head.tree_size if head else 0} entries")

@@ -3,7 +3,7 @@
 from django.contrib import admin, messages
 from django.utils import timezone
 
-from broker.admin import ReadOnlyAdmin
+from broker.admin import ListActionsOnly, ReadOnlyAdmin
 
 from . import services
 from .models import ApiKey, Attestation, JurisdictionPolicy, Provider, SigningKey, VerificationRequest
@@ -52,15 +52,10 @@ class ProviderAdmin(admin.ModelAdmin):
 
 
 @admin.register(ApiKey)
-class ApiKeyAdmin(ReadOnlyAdmin):
+class ApiKeyAdmin(ListActionsOnly, ReadOnlyAdmin):
     list_display = ("__str__", "provider", "label", "created_at", "last_used_at", "revoked_at")
     fields = list_display
     actions = ["revoke"]
-
-    def has_change_permission(self, request, obj=None):
-        # The list (and its revoke action) only; no edit form. The change permission as well: `obj is None` alone
-        # opened the list and its actions to every staff user, an auditor included.
-        return obj is None and admin.ModelAdmin.has_change_permission(self, request)
 
     @admin.action(description="Revoke selected API keys")
     def revoke(self, request, queryset):
@@ -83,16 +78,11 @@ class SigningKeyAdmin(ReadOnlyAdmin):
 
 
 @admin.register(Attestation)
-class AttestationAdmin(ReadOnlyAdmin):
+class AttestationAdmin(ListActionsOnly, ReadOnlyAdmin):
     list_display = ("jti", "provider", "claim_names", "issued_at", "expires_at", "revoked_at")
     list_filter = ("provider",)
     fields = list_display
     actions = ["revoke"]
-
-    def has_change_permission(self, request, obj=None):
-        # The list and its revoke action; no edit form. The change permission as well: `obj is None` alone
-        # opened the list and its actions to every staff user, an auditor included.
-        return obj is None and admin.ModelAdmin.has_change_permission(self, request)
 
     @admin.action(description="Revoke selected attestations")
     def revoke(self, request, queryset):

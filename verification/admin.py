@@ -3,6 +3,8 @@
 from django.contrib import admin
 from django.utils import timezone
 
+from broker.admin import ListActionsOnly
+
 from .models import Evidence, VendorEvent, VerificationSession
 
 
@@ -18,7 +20,7 @@ class EvidenceInline(admin.TabularInline):
 
 
 @admin.register(VerificationSession)
-class VerificationSessionAdmin(admin.ModelAdmin):
+class VerificationSessionAdmin(ListActionsOnly, admin.ModelAdmin):
     list_display = ("id", "vendor", "status", "attempts", "created_at", "decided_at", "vendor_deletion")
     list_filter = ("status", "vendor", "vendor_deletion")
     fields = (
@@ -51,17 +53,12 @@ class VerificationSessionAdmin(admin.ModelAdmin):
     def has_add_permission(self, request):
         return False
 
-    def has_change_permission(self, request, obj=None):
-        # The change permission as well: `obj is None` alone opened the list and its actions to every staff
-        # user, an auditor included.
-        return obj is None and admin.ModelAdmin.has_change_permission(self, request)
-
     def has_delete_permission(self, request, obj=None):
         return False
 
 
 @admin.register(VendorEvent)
-class VendorEventAdmin(admin.ModelAdmin):
+class VendorEventAdmin(ListActionsOnly, admin.ModelAdmin):
     """The inbound webhook ledger: which vendor said what about which vendor object, and what we did. No payload."""
 
     list_display = ("received_at", "vendor", "event_type", "outcome", "processed_at")
@@ -80,11 +77,6 @@ class VendorEventAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request):
         return False
-
-    def has_change_permission(self, request, obj=None):
-        # The change permission as well: `obj is None` alone opened the list and its actions to every staff
-        # user, an auditor included.
-        return obj is None and admin.ModelAdmin.has_change_permission(self, request)
 
     def has_delete_permission(self, request, obj=None):
         return False

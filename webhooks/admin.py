@@ -4,12 +4,14 @@ payloads hold ids and status words only."""
 from django.contrib import admin, messages
 from django.utils import timezone
 
+from broker.admin import ListActionsOnly
+
 from . import services
 from .models import WebhookDelivery, WebhookSecret
 
 
 @admin.register(WebhookSecret)
-class WebhookSecretAdmin(admin.ModelAdmin):
+class WebhookSecretAdmin(ListActionsOnly, admin.ModelAdmin):
     list_display = (
         "provider",
         "created_at",
@@ -26,11 +28,6 @@ class WebhookSecretAdmin(admin.ModelAdmin):
     def has_add_permission(self, request):
         return False  # `manage.py create_webhook_secret` creates it and shows it once
 
-    def has_change_permission(self, request, obj=None):
-        # The list and its action only. The change permission as well: `obj is None` alone
-        # opened the list and its actions to every staff user, an auditor included.
-        return obj is None and admin.ModelAdmin.has_change_permission(self, request)
-
     @admin.action(description="Re-enable webhooks for the selected providers")
     def enable(self, request, queryset):
         now = timezone.now()
@@ -39,7 +36,7 @@ class WebhookSecretAdmin(admin.ModelAdmin):
 
 
 @admin.register(WebhookDelivery)
-class WebhookDeliveryAdmin(admin.ModelAdmin):
+class WebhookDeliveryAdmin(ListActionsOnly, admin.ModelAdmin):
     list_display = (
         "id",
         "event_type",
@@ -59,11 +56,6 @@ class WebhookDeliveryAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request):
         return False
-
-    def has_change_permission(self, request, obj=None):
-        # The list and its action only. The change permission as well: `obj is None` alone
-        # opened the list and its actions to every staff user, an auditor included.
-        return obj is None and admin.ModelAdmin.has_change_permission(self, request)
 
     def has_delete_permission(self, request, obj=None):
         return False

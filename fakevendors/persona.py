@@ -99,6 +99,9 @@ class FakePersona(FakeVendor):
         super().reset()
         with self.lock:
             self.links: dict[str, dict] = {}  # one-time link code → {inquiry, expires, used}
+            # Persona links every inquiry to an account keyed by its reference-id (vendors.md §1): the account
+            # keeps its own copy (e.g. identification numbers) and is redacted separately, asynchronously.
+            self.accounts: dict[str, dict] = {}
             self.idempotent: dict[tuple[str, str], tuple[str, int, dict]] = {}
 
     # --- configuration -------------------------------------------------------------------------------------------
@@ -156,6 +159,7 @@ class FakePersona(FakeVendor):
             "relationships": {
                 "inquiry-template": {"data": {"type": "inquiry-template", "id": inquiry["inquiry-template-id"]}},
                 "verifications": {"data": [{"type": v["type"], "id": v["id"]} for v in inquiry["verifications"]]},
+                "account": {"data": {"type": "account", "id": inquiry["account-id"]}},
             },
         }
         document = {"data": data}
@@ -204,7 +208,16 @@ class FakePersona(FakeVendor):
         def produce():
             with self.lock:
                 inquiry_id = _id("inq_")
+                reference = attributes.get("reference-id")
+                account = next(
+                    (a for a in self.accounts.values() if reference and a["reference-id"] == reference), None
+                )
+                if account is None:
+                    account = {"id": _id("act_"), "reference-id": reference, "redacted-at": None, "redact-due": None}
+                    account["identification-numbers"] = []
+                    self.accounts[account["id"]] = account
                 self.sessions[inquiry_id] = {
+                    "account-id": account["id"],
                     "id": inquiry_id,
                     "inquiry-template-id": template,
                     "status": "created",
@@ -253,6 +266,31 @@ class FakePersona(FakeVendor):
                     verification["redact-due"] = self.now() + CHILD_REDACTION_DELAY
             include = "verifications" in ",".join(request.query.get("include", []))
             return self._render(request, self._document(inquiry, include=include))
+
+    def _account_document(self, account: dict) -> dict:
+        due = account["redact-due"]
+        if due is not None and self.now() >= due and not account["redacted-at"]:
+            account.update({"redacted-at": self._iso(), "identification-numbers": [], "reference-id": None})
+        attributes = {k: account[k] for k in ("reference-id", "redacted-at", "identification-numbers")}
+        return {"data": {"type": "account", "id": account["id"], "attributes": attributes}}
+
+    @route("GET", r"/api/v1/accounts/(?P<account_id>[^/]+)")
+    def retrieve_account(self, request: Request, account_id: str):
+        with self.lock:
+            if account_id not in self.accounts:
+                raise _error(404, "Record not found")
+            return self._render(request, self._account_document(self.accounts[account_id]))
+
+    @route("DELETE", r"/api/v1/accounts/(?P<account_id>[^/]+)")
+    def redact_account(self, request: Request, account_id: str):
+        """Redact an account: cascading and asynchronous (vendors.md §1); the answer comes before it is done."""
+        with self.lock:
+            account = self.accounts.get(account_id)
+            if account is None:
+                raise _error(404, "Record not found")
+            if account["redact-due"] is None:
+                account["redact-due"] = self.now() + CHILD_REDACTION_DELAY
+            return self._render(request, self._account_document(account))
 
     # --- outcomes ------------------------------------------------------------------------------------------------
     def _verification(self, kind: str, status: str, attributes: dict, checks: dict[str, str]) -> dict:
@@ -317,6 +355,14 @@ class FakePersona(FakeVendor):
         names = document["attributes"]
         inquiry.update({"name-first": names["name-first"], "name-last": names["name-last"]})
         inquiry["birthdate"] = names["birthdate"]
+        account = self.accounts[inquiry["account-id"]]
+        account["identification-numbers"].append(
+            {
+                "identification-class": "pp",
+                "identification-number": names.get("identification-number") or "X1234567",
+                "issuing-country": country,
+            }
+        )
         if scenario == "declined":
             inquiry.update({"status": "failed", "failed-at": self._iso()})
             events = [self._event(inquiry, "inquiry.failed")]

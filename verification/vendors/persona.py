@@ -251,17 +251,40 @@ class PersonaVendor(VendorAdapter):
     # --- deletion ------------------------------------------------------------------------------------------------
     def delete(self, *, vendor_session_id: str) -> DeletionState:
         """Redact the inquiry (vendors.md §1, Redaction): irreversible, answered at once with `redacted-at`, while
-        the child verifications are redacted asynchronously. Repeating it is harmless."""
+        the child verifications are redacted asynchronously. The account Persona linked to the inquiry keeps its own
+        copy (identification numbers), so it is redacted too (`DELETE /accounts/{id}`, cascading, async).
+        Repeating either is harmless."""
         response = self._http().request(
             "DELETE", self._path(vendor_session_id), params={"include": "verifications"}, ok=(200, 202, 204, 404)
         )
+        account = self._account_id(response)
+        if account:
+            self._http().request("DELETE", f"/accounts/{account}", ok=(200, 202, 204, 404))
         return self._deletion_state(response)
 
     def deletion_status(self, *, vendor_session_id: str) -> DeletionState:
         response = self._http().request(
             "GET", self._path(vendor_session_id), params={"include": "verifications"}, ok=(200, 404)
         )
-        return self._deletion_state(response)
+        state = self._deletion_state(response)
+        account = self._account_id(response)
+        if state == DeletionState.DONE and account:
+            answer = self._http().request("GET", f"/accounts/{account}", ok=(200, 404))
+            if answer.status_code == 200 and not ((json_object(answer).get("data") or {}).get("attributes") or {}).get(
+                "redacted-at"
+            ):
+                return DeletionState.IN_PROGRESS
+        return state
+
+    @staticmethod
+    def _account_id(response) -> str:
+        if response.status_code != 200 or not response.content:
+            return ""
+        linked = (((json_object(response).get("data") or {}).get("relationships") or {}).get("account") or {}).get(
+            "data"
+        )
+        account = linked.get("id") if isinstance(linked, dict) else None
+        return account if isinstance(account, str) and re.fullmatch(r"act_[A-Za-z0-9]{1,64}", account) else ""
 
     def _deletion_state(self, response) -> DeletionState:
         if response.status_code == 404:  # Persona holds nothing under this id any more
@@ -269,12 +292,18 @@ class PersonaVendor(VendorAdapter):
         if response.status_code == 204 or not response.content:
             return DeletionState.REQUESTED  # accepted without a body: the next poll tells
         body = json_object(response)
-        if not ((body.get("data") or {}).get("attributes") or {}).get("redacted-at"):
+        data = body.get("data") or {}
+        if not (data.get("attributes") or {}).get("redacted-at"):
             return DeletionState.REQUESTED
-        children = [item for item in body.get("included") or [] if isinstance(item, dict)]
-        if all((child.get("attributes") or {}).get("redacted-at") for child in children):
-            return DeletionState.DONE
-        return DeletionState.IN_PROGRESS
+        # Every verification the inquiry links to must be present and redacted (an empty `included` proves nothing).
+        linked = ((data.get("relationships") or {}).get("verifications") or {}).get("data") or []
+        wanted = {item.get("id") for item in linked if isinstance(item, dict)}
+        redacted = {
+            child.get("id")
+            for child in body.get("included") or []
+            if isinstance(child, dict) and (child.get("attributes") or {}).get("redacted-at")
+        }
+        return DeletionState.DONE if wanted <= redacted else DeletionState.IN_PROGRESS
 
     # --- webhooks ------------------------------------------------------------------------------------------------
     @staticmethod

@@ -404,3 +404,21 @@ def test_a_rate_limited_redaction_hands_back_persona_s_reset(vendor):
     with pytest.raises(VendorError) as limited:
         vendor.adapter.delete(vendor_session_id=vendor_session_id)
     assert limited.value.retry_after == 90 and not limited.value.permanent
+
+
+def test_deletion_redacts_the_linked_account_too_and_waits_for_it(vendor):
+    """Persona keeps identification numbers on the account an inquiry is linked to: redacting only the inquiry
+    would leave that copy behind (vendors.md §1, Redaction)."""
+    vendor_session_id = vendor.walk("approved")
+    account_id = _inquiry(vendor, vendor_session_id)["account-id"]
+    assert vendor.fake.accounts[account_id]["identification-numbers"]  # the copy exists
+    vendor.adapter.delete(vendor_session_id=vendor_session_id)
+    assert any(
+        r["method"] == "DELETE" and r["path"].endswith(f"/accounts/{account_id}") for r in vendor.control.requests()
+    )
+    for verification in _inquiry(vendor, vendor_session_id)["verifications"]:
+        verification["redact-due"] = 0  # the children are done; the account is not yet
+    assert vendor.adapter.deletion_status(vendor_session_id=vendor_session_id) == DeletionState.IN_PROGRESS
+    vendor.control.post("/clock", {"advance": 7200})
+    assert vendor.adapter.deletion_status(vendor_session_id=vendor_session_id) == DeletionState.DONE
+    assert vendor.fake.accounts[account_id]["identification-numbers"] == []

@@ -32,3 +32,25 @@ class TreeHead(models.Model):
 
     def __str__(self) -> str:
         return f"tree head {self.tree_size}"
+
+
+class IntegrityCheck(models.Model):
+    """The result of one full verification of the log (chain and every tree head), kept so the auditor dashboard
+    and alerting read the latest without walking millions of entries on every page view."""
+
+    at = models.DateTimeField()
+    ok = models.BooleanField()
+    entries = models.PositiveBigIntegerField()
+    chain_ok = models.BooleanField()
+    first_bad_seq = models.PositiveBigIntegerField(null=True, blank=True)
+    chain_reason = models.CharField(max_length=200, blank=True)
+    tree_heads_ok = models.BooleanField()
+    tree_heads_checked = models.PositiveIntegerField()
+    bad_tree_size = models.PositiveBigIntegerField(null=True, blank=True)
+    tree_heads_reason = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        ordering = ["-at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"integrity check {self.at:%Y-%m-%d %H:%M} {'ok' if self.ok else 'FAILED'}"

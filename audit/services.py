@@ -107,3 +107,28 @@ def audit_verify() -> AuditCheck:
             return AuditCheck(False, count, seq, "content does not match its hash")
         prev, expected_seq = digest, seq + 1
     return AuditCheck(True, count)
+
+
+def log_integrity_check(*, now: datetime):
+    """Verify the chain and every signed tree head; store the result as an IntegrityCheck row and return it."""
+    import logging
+
+    from .models import IntegrityCheck
+    from .transparency import tree_heads_verify
+
+    chain, heads = audit_verify(), tree_heads_verify()
+    check = IntegrityCheck.objects.create(
+        at=now,
+        ok=chain.ok and heads.ok,
+        entries=chain.entries,
+        chain_ok=chain.ok,
+        first_bad_seq=chain.first_bad_seq,
+        chain_reason=chain.reason[:200],
+        tree_heads_ok=heads.ok,
+        tree_heads_checked=heads.checked,
+        bad_tree_size=heads.bad_tree_size,
+        tree_heads_reason=heads.reason[:200],
+    )
+    if not check.ok:
+        logging.getLogger(__name__).error("audit log integrity check failed", extra={"code": "audit_tampered"})
+    return check

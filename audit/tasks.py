@@ -75,3 +75,14 @@ def publish_tree_head() -> int:
 
     head = tree_head_publish(now=timezone.now())
     return head.tree_size if head else 0
+
+
+@shared_task
+def verify_log() -> bool:
+    """Beat, hourly: recompute the chain and every tree head; record the result; log an error when it fails, so
+    tampering raises an alert without anyone having to look (the dashboard shows the latest result)."""
+    from django.utils import timezone
+
+    from .services import log_integrity_check
+
+    return log_integrity_check(now=timezone.now()).ok

@@ -9,7 +9,7 @@ from datetime import datetime
 from django.contrib import admin
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
-from django.http import HttpResponse, JsonResponse
+from django.http import HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils import timezone
@@ -75,6 +75,15 @@ def dashboard(request):
         "latency_chart": bar_chart(latency_bars, title="Destruction latency after a decision", height=150),
     }
     return render(request, "auditor/dashboard.html", context)
+
+
+@auditor_required
+def verify_now(request):
+    """POST: run the full integrity check now (it is recorded like the hourly one), then back to the dashboard."""
+    if request.method != "POST":
+        return HttpResponse(status=405, headers={"Allow": "POST"})
+    selectors.log_integrity(now=timezone.now(), fresh=True)
+    return HttpResponseRedirect(reverse("auditor:dashboard"))
 
 
 @auditor_required

@@ -278,6 +278,7 @@ CELERY_BEAT_SCHEDULE = {
     "deliver-due-webhooks": {"task": "webhooks.tasks.deliver_due", "schedule": 15.0},
     "poll-vendor-deletions": {"task": "verification.tasks.poll_vendor_deletions", "schedule": 300.0},
     "publish-tree-head": {"task": "audit.tasks.publish_tree_head", "schedule": 60.0},
+    "verify-audit-log": {"task": "audit.tasks.verify_log", "schedule": 3600.0},
 }
 
 # --- API ---------------------------------------------------------------------------------------------------------

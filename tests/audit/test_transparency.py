@@ -224,3 +224,15 @@ def test_the_stored_subtree_tree_gives_the_same_roots_and_proofs_as_the_rfc_recu
             assert tree.inclusion_proof(index, size) == merkle.inclusion_proof(index, leaves[:size])
         for old in range(1, size + 1, max(1, size // 7)):
             assert tree.consistency_proof(old, size) == merkle.consistency_proof(old, leaves[:size])
+
+
+def test_the_hourly_check_records_its_result_and_logs_an_error_when_the_log_was_rewritten(log, now, caplog):
+    from audit.models import IntegrityCheck
+    from audit.tasks import verify_log
+
+    assert verify_log() is True
+    AuditEvent.objects.filter(seq=3).update(refs={"request": "vr_rewritten"})
+    assert verify_log() is False
+    latest = IntegrityCheck.objects.first()
+    assert (latest.ok, latest.first_bad_seq) == (False, 3)
+    assert any(r.levelname == "ERROR" and "integrity" in r.getMessage() for r in caplog.records)

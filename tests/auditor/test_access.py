@@ -94,3 +94,12 @@ def test_create_auditor_strips_permissions_added_to_the_group_by_hand(db):
     group.permissions.add(Permission.objects.get(codename="change_provider"))
     call_command("create_auditor", user="ines")
     assert not group.permissions.filter(codename="change_provider").exists()
+
+
+def test_an_auditor_can_run_the_integrity_check_now(auditor_client, scenario):
+    from audit.models import IntegrityCheck
+
+    assert auditor_client.get("/auditor/verify").status_code == 405
+    response = auditor_client.post("/auditor/verify")
+    assert response.status_code == 302 and response["Location"] == "/auditor/"
+    assert IntegrityCheck.objects.count() == 1

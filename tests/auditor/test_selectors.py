@@ -97,3 +97,15 @@ def test_an_empty_broker_shows_zeros_not_errors(db, now):
     assert data["breaches"]["total"] == 0
     assert data["purges"]["total"] == 0
     assert data["integrity"]["latest_head"] is None
+
+
+def test_a_recent_integrity_check_is_reused_and_a_fresh_one_finds_new_tampering(scenario):
+    from audit.models import IntegrityCheck
+
+    assert selectors.log_integrity(now=scenario.now)["ok"] is True
+    victim = AuditEvent.objects.order_by("seq").first()
+    AuditEvent.objects.filter(pk=victim.pk).update(refs={"provider": "rewritten"})
+    assert selectors.log_integrity(now=scenario.now)["ok"] is True  # within the hour: the recorded check
+    fresh = selectors.log_integrity(now=scenario.now, fresh=True)
+    assert fresh["ok"] is False and fresh["first_bad_seq"] == victim.seq
+    assert IntegrityCheck.objects.count() == 2

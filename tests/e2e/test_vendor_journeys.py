@@ -161,3 +161,26 @@ def test_vendor_hosted_journey_with_webhooks_on_postgresql_and_a_worker(
     wait_for_worker_idle()  # the vendor-copy deletion task runs after the decision
     log = celery_worker_process.read_text()
     assert "verification.tasks.process_vendor_event" in log  # the worker processed the webhook by id
+
+
+@pytest.mark.django_db(transaction=True)
+def test_coming_back_unfinished_from_the_vendor_page_offers_it_again(
+    browser, public_url, artifacts, settings, fake_vendors
+):
+    _use_vendor("stripe_identity", settings, fake_vendors)
+    stripe = fake_vendors["stripe_identity"]
+    page = browser.new_context(viewport={"width": 1000, "height": 900}).new_page()
+    try:
+        _start(page, public_url, artifacts, "stripe-unfinished")
+        page.wait_for_url(f"{stripe.url}/**")
+        page.goto(f"{public_url}/verify/return")  # back to the site without finishing Stripe's page
+        page.wait_for_url("**/verify/hosted")
+        assert page.get_by_role("heading", name="Take your photos with our identity partner").is_visible()
+        page.screenshot(path=artifacts / "vendor-hosted-again.png", full_page=True)
+        page.get_by_role("button", name="Continue to our partner").click()
+        page.wait_for_url(f"{stripe.url}/**")  # a fresh single-use link
+        page.get_by_role("button", name="Verified: adult, German passport").click()
+        _finish(page, artifacts, "stripe-unfinished")
+    finally:
+        page.context.close()
+    _check_done("stripe_identity")

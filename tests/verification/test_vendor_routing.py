@@ -146,3 +146,13 @@ def test_an_operator_can_queue_a_failed_deletion_again(acme, now, fake_vendors, 
     )
     assert services.vendor_deletions_due(now=timezone.now()) == [opened.session.pk]
     assert services.vendor_copy_delete(session_id=opened.session.pk, now=timezone.now()) == "scheduled"
+
+
+def test_a_primary_that_times_out_falls_back_too(acme, now, fake_vendors, settings):
+    settings.IDBROKER_VENDOR = "onfido"
+    settings.IDBROKER_VENDOR_FALLBACKS = ["veriff"]
+    settings.IDBROKER_VENDOR_TIMEOUT_SECONDS = 0.3
+    fake_vendors["onfido"].faults.append({"delay": 1.0, "count": 10})
+    opened = open_session(acme.provider, now=now)
+    assert opened.session.vendor == "veriff" and opened.session.vendor_session_id
+    assert AuditEvent.objects.filter(event="vendor.failover", refs__vendor="veriff").exists()

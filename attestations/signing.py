@@ -161,6 +161,30 @@ def read_header(token: str) -> dict:
         raise TokenInvalid("malformed") from None
 
 
+def verify_tree_head(token: str) -> dict:
+    """Verify a signed tree head we issued, against any key we ever held (a head outlives key rotation); return
+    its payload. Raises TokenInvalid."""
+    try:
+        header = jws.extract_compact(token.encode()).headers()
+    except (JoseError, ValueError, TypeError, AttributeError):
+        raise TokenInvalid("malformed") from None
+    alg, kid = header.get("alg"), header.get("kid")
+    if not isinstance(alg, str) or alg not in ALGORITHMS or header.get("typ") != TREE_HEAD_TYPE:
+        raise TokenInvalid("wrong_type")
+    row = SigningKey.objects.filter(kid=kid, alg=alg).first() if isinstance(kid, str) else None
+    if row is None:
+        raise TokenInvalid("unknown_kid")
+    try:
+        payload = json.loads(jws.deserialize_compact(token, _public_key(row), algorithms=[alg]).payload)
+    except BadSignatureError:
+        raise TokenInvalid("bad_signature") from None
+    except (JoseError, ValueError, TypeError):
+        raise TokenInvalid("malformed") from None
+    if not isinstance(payload, dict):
+        raise TokenInvalid("malformed")
+    return payload
+
+
 def verify_attestation(token: str, *, now: datetime) -> dict:
     """Verify signature, type and lifetime against our own published keys; return the payload.
 

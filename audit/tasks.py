@@ -21,6 +21,7 @@ from .services import audit_record
 
 PENDING = "idbroker:audit:pending"
 PROCESSING = "idbroker:audit:processing"
+DRAIN_LOCK = "idbroker:audit:drain-lock"
 DEFERRABLE = frozenset({"attestation.checked"})
 
 
@@ -49,6 +50,16 @@ def drain_deferred(batch: int = 1000) -> int:
     client = _redis()
     if client is None:
         return 0
+    # One drain at a time: two overlapping runs would both read the PROCESSING tail and record it twice.
+    if not client.set(DRAIN_LOCK, "1", nx=True, ex=300):
+        return 0
+    try:
+        return _drain(client, batch)
+    finally:
+        client.delete(DRAIN_LOCK)
+
+
+def _drain(client, batch: int) -> int:
     moved = 0
     while True:
         # Anything left in PROCESSING by a crashed drain goes first.

@@ -10,6 +10,7 @@ recomputes everything from the database, so tampering is found whatever this cac
 from __future__ import annotations
 
 import base64
+import logging
 import threading
 from dataclasses import dataclass
 from datetime import datetime
@@ -21,6 +22,7 @@ from . import merkle
 from .models import AuditEvent, TreeHead
 from .services import entry_body
 
+log = logging.getLogger(__name__)
 _tree = merkle.Tree()
 _lock = threading.Lock()
 
@@ -60,13 +62,22 @@ def log_size() -> int:
 
 
 def tree_head_publish(*, now: datetime) -> TreeHead | None:
-    """Sign and store a tree head over the whole log, unless the newest one already covers it."""
+    """Sign and store a tree head over the whole log, unless the newest one already covers it.
+
+    Never signs a fork: the tree must still give the newest head's root for that head's size (a restore that lost
+    entries, or a stale per-process cache, would otherwise be signed). The cache is rebuilt once; if the log itself
+    contradicts the head, nothing is signed and an error is logged (verify_audit_log names the cause)."""
     from attestations.signing import sign_tree_head
 
     size = log_size()
     latest = TreeHead.objects.first()
     if size == 0 or (latest and latest.tree_size >= size):
         return latest
+    if latest and tree(size).root(latest.tree_size).hex() != latest.root_hash:
+        forget_leaves()
+        if tree(size).root(latest.tree_size).hex() != latest.root_hash:
+            log.error("audit log contradicts its newest tree head: not signing", extra={"code": "audit_tampered"})
+            return latest
     root = tree(size).root(size).hex()
     token = sign_tree_head(
         {"iss": settings.PUBLIC_URL, "tree_size": size, "root_hash": root, "timestamp": int(now.timestamp() * 1000)}
@@ -118,19 +129,29 @@ class HeadCheck:
 
 
 def tree_heads_verify() -> HeadCheck:
-    """Recompute every published tree head's root from the database as it is now (no cache)."""
-    heads = list(TreeHead.objects.order_by("tree_size").values_list("tree_size", "root_hash"))
+    """Recompute every published tree head from the database as it is now (no cache), and check each head's
+    signature: the stored row, its signed token and the entries must all agree. One pass builds the tree; each
+    head then costs O(log² n)."""
+    from attestations.signing import TokenInvalid, verify_tree_head
+
+    heads = list(TreeHead.objects.order_by("tree_size").values_list("tree_size", "root_hash", "token"))
     if not heads:
         return HeadCheck(True, 0)
-    computed: list[bytes] = []
+    rebuilt = merkle.Tree()
     rows = AuditEvent.objects.filter(seq__lte=heads[-1][0]).order_by("seq")
     for seq, event, refs, at in rows.values_list("seq", "event", "refs", "at").iterator():
-        if seq != len(computed) + 1:
+        if seq != len(rebuilt) + 1:
             break
-        computed.append(merkle.leaf_hash(entry_body(seq, event, refs, at)))
-    for size, root in heads:
-        if len(computed) < size:
+        rebuilt.append(merkle.leaf_hash(entry_body(seq, event, refs, at)))
+    for size, root, token in heads:
+        try:
+            signed = verify_tree_head(token)
+        except TokenInvalid as exc:
+            return HeadCheck(False, len(heads), size, f"the tree head of size {size} has no valid signature ({exc})")
+        if (signed.get("tree_size"), signed.get("root_hash")) != (size, root):
+            return HeadCheck(False, len(heads), size, f"the tree head of size {size} differs from what was signed")
+        if len(rebuilt) < size:
             return HeadCheck(False, len(heads), size, f"entries missing below tree size {size}")
-        if merkle.root(computed[:size]).hex() != root:
+        if rebuilt.root(size).hex() != root:
             return HeadCheck(False, len(heads), size, f"the log no longer matches the tree head of size {size}")
     return HeadCheck(True, len(heads))

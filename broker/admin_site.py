@@ -12,11 +12,14 @@ given or no TOTP device enrolled). Never the username, the password or the token
 from django.conf import settings
 from django.contrib.admin import AdminSite
 from django.contrib.admin.forms import AdminAuthenticationForm
-from django.contrib.auth import get_user_model
+from django.http import HttpResponse
 from django_otp import devices_for_user
 from django_otp.admin import OTPAdminAuthenticationForm, OTPAdminSite
 
 from audit.services import audit_record
+from broker import ratelimit
+
+ADMIN_LOGIN_LIMIT = 10  # attempts per client address per minute
 
 
 def second_factor_required() -> bool:
@@ -58,6 +61,15 @@ class BrokerAdminSite(OTPAdminSite):
         return AdminSite.has_permission(self, request)
 
     def login(self, request, extra_context=None):
+        if request.method == "POST":
+            # Every attempt is a permanent, public audit entry: pace guessing (and log flooding) per client.
+            allowed, retry_after = ratelimit.hit(
+                f"admin-login:{ratelimit.client_key(request)}", limit=ADMIN_LOGIN_LIMIT, window=60
+            )
+            if not allowed:
+                response = HttpResponse("Too many sign-in attempts. Wait a minute.", status=429)
+                response["Retry-After"] = str(retry_after)
+                return response
         response = super().login(request, extra_context)
         if request.method == "POST":
             _audit_signin(request, response)
@@ -65,21 +77,19 @@ class BrokerAdminSite(OTPAdminSite):
 
 
 def _audit_signin(request, response) -> None:
+    """`admin.signin` with an outcome; the user's id only on success. The audit log is public (transparency log):
+    an id on a failure would tell anyone which usernames exist and whose password was right."""
     if response.status_code == 302 and request.user.is_authenticated:
         audit_record(event="admin.signin", user=str(request.user.pk), outcome="ok")
         return
     form = (getattr(response, "context_data", None) or {}).get("form")
     user = form.get_user() if form is not None else None
-    if user is None:  # wrong password, unknown or inactive user: the id only if the username names someone
-        model = get_user_model()
-        username = request.POST.get("username", "")
-        pk = model._default_manager.filter(**{model.USERNAME_FIELD: username}).values_list("pk", flat=True).first()
-        audit_record(event="admin.signin", user=str(pk) if pk is not None else "", outcome="failed")
+    if user is None:  # wrong password, unknown or inactive user
+        audit_record(event="admin.signin", outcome="failed")
         return
     password_only = user.is_active and user.is_staff and second_factor_required()
     no_token = not request.POST.get("otp_token") or not _has_device(user)
-    outcome = "no_second_factor" if password_only and no_token else "failed"
-    audit_record(event="admin.signin", user=str(user.pk), outcome=outcome)
+    audit_record(event="admin.signin", outcome="no_second_factor" if password_only and no_token else "failed")
 
 
 def _has_device(user) -> bool:

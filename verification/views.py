@@ -406,29 +406,38 @@ def result(request):
     )
 
 
-def _destroyed(session: VerificationSession | None) -> bool:
+def _destruction_entry(session: VerificationSession | None):
+    """The audit entry recording that this session's photos are gone: the last destruction (a retry destroys the
+    first photos, then new ones are taken), and only once nothing is held any more."""
     from audit.models import AuditEvent
 
-    return bool(session) and AuditEvent.objects.filter(event="evidence.destroyed", refs__session=session.pk).exists()
+    if session is None or session.wrapped_data_key or Evidence.objects.filter(session=session).exists():
+        return None
+    return AuditEvent.objects.filter(event="evidence.destroyed", refs__session=session.pk).order_by("-seq").first()
+
+
+def _destroyed(session: VerificationSession | None) -> bool:
+    return _destruction_entry(session) is not None
 
 
 @require_GET
 def deletion_receipt(request):
     """The user's proof that their photos were destroyed: the audit entry, its inclusion proof and a signed tree
     head, as a JSON file anyone can check offline (`idbroker-verify receipt`). It names only random ids."""
-    from audit.models import AuditEvent
-    from audit.transparency import receipt
+    from audit.transparency import LogGap, receipt
 
     vr = _current(request)
-    session = _session_of(vr) if vr else None
-    entry = (
-        AuditEvent.objects.filter(event="evidence.destroyed", refs__session=session.pk).order_by("seq").first()
-        if session
-        else None
-    )
+    entry = _destruction_entry(_session_of(vr) if vr else None)
     if entry is None:
         return _error(request, 404, "No receipt yet", "A receipt exists once your photos have been destroyed.")
-    response = JsonResponse(receipt(seq=entry.seq, now=timezone.now()), json_dumps_params={"indent": 2})
+    try:
+        body = receipt(seq=entry.seq, now=timezone.now())
+    except (LogGap, RuntimeError):  # a gap in the log, or no signing key: nothing trustworthy to hand out
+        log.error("deletion receipt unavailable", extra={"code": "receipt_unavailable"})
+        return _error(
+            request, 503, "Receipt not available right now", "Please try again later. Your photos are deleted."
+        )
+    response = JsonResponse(body, json_dumps_params={"indent": 2})
     response["Content-Disposition"] = 'attachment; filename="idbroker-deletion-receipt.json"'
     return response
 

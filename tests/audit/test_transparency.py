@@ -15,8 +15,8 @@ from idbroker_verifier import VerificationError, Verifier, verify_receipt
 from jwcrypto import jwk, jws
 
 from audit import merkle
-from audit.models import AuditEvent
-from audit.services import GENESIS, audit_record, audit_verify
+from audit.models import AuditEvent, TreeHead
+from audit.services import GENESIS, audit_record, audit_verify, entry_body
 from audit.transparency import tree_head_publish, tree_heads_verify
 from tests import journey
 
@@ -236,3 +236,59 @@ def test_the_hourly_check_records_its_result_and_logs_an_error_when_the_log_was_
     latest = IntegrityCheck.objects.first()
     assert (latest.ok, latest.first_bad_seq) == (False, 3)
     assert any(r.levelname == "ERROR" and "integrity" in r.getMessage() for r in caplog.records)
+
+
+def test_rewriting_the_stored_root_too_is_caught_by_the_heads_signature(log, now):
+    """The insider also rewrites the tree head's `root_hash` column to match the edited log: the signed token
+    still names the old root."""
+    head = tree_head_publish(now=now)
+    AuditEvent.objects.filter(seq=4).update(refs={"request": "vr_rewritten"})
+    rows = list(AuditEvent.objects.order_by("seq"))
+    prev = GENESIS
+    from audit.services import _entry_hash
+
+    for row in rows:
+        digest = _entry_hash(prev, row.seq, row.event, row.refs, row.at)
+        AuditEvent.objects.filter(pk=row.pk).update(prev_hash=prev, hash=digest)
+        prev = digest
+    forged_root = merkle.root([merkle.leaf_hash(entry_body(r.seq, r.event, r.refs, r.at)) for r in rows]).hex()
+    TreeHead.objects.filter(pk=head.pk).update(root_hash=forged_root)
+    assert audit_verify().ok
+    check = tree_heads_verify()
+    assert not check.ok and "differs from what was signed" in check.reason
+
+
+def test_a_log_that_lost_entries_is_not_signed_again(log, now, caplog):
+    tree_head_publish(now=now)
+    AuditEvent.objects.filter(seq=8).delete()  # a restore that lost the newest entry...
+    audit_record(event="request.created", request="vr_after_restore", now=now)  # ...then the log goes on
+    audit_record(event="request.created", request="vr_after_restore_2", now=now)
+    from audit.transparency import forget_leaves
+
+    forget_leaves()
+    assert tree_head_publish(now=now).tree_size == 8  # the old head stands; no fork was signed
+    assert TreeHead.objects.count() == 1
+    assert any(r.levelname == "ERROR" for r in caplog.records)
+
+
+def test_the_receipt_is_for_the_last_destruction_and_only_once_nothing_is_held(acme, now, signing_key):
+    from tests.verification.support import open_session, store_both
+    from verification import services
+    from verification.views import _destruction_entry
+
+    opened = open_session(acme.provider, now=now)
+    store_both(opened, now=now)
+    services.evidence_destroy(session_id=opened.session.pk, now=now, reason="decided")  # a retry's first photos
+    first = _destruction_entry(opened.refresh().session)
+    store_both(opened, now=now)  # new photos are held again
+    assert _destruction_entry(opened.refresh().session) is None  # no receipt while anything is held
+    services.evidence_destroy(session_id=opened.session.pk, now=now, reason="decided")
+    last = _destruction_entry(opened.refresh().session)
+    assert last is not None and last.seq > first.seq
+
+
+def test_the_cli_says_malformed_for_a_missing_file(capsys):
+    from idbroker_verifier.cli import main
+
+    assert main(["receipt", "--issuer", "https://broker.example", "/nonexistent/receipt.json"]) == 1
+    assert capsys.readouterr().out.strip() == "malformed"

@@ -109,3 +109,14 @@ def test_a_recent_integrity_check_is_reused_and_a_fresh_one_finds_new_tampering(
     fresh = selectors.log_integrity(now=scenario.now, fresh=True)
     assert fresh["ok"] is False and fresh["first_bad_seq"] == victim.seq
     assert IntegrityCheck.objects.count() == 2
+
+
+def test_an_old_check_is_reported_stale_not_rerun_by_a_page_view(scenario):
+    from datetime import timedelta
+
+    from audit.models import IntegrityCheck
+
+    selectors.log_integrity(now=scenario.now)
+    later = selectors.log_integrity(now=scenario.now + timedelta(hours=3))
+    assert later["check_stale"] is True
+    assert IntegrityCheck.objects.count() == 1

@@ -22,10 +22,14 @@ def receipt_main(argv: list[str]) -> int:
     parser.add_argument("--issuer", required=True, help="the broker's public URL, e.g. https://broker.example")
     parser.add_argument("file", help="the receipt JSON file, or - to read it from standard input")
     args = parser.parse_args(argv)
-    text = sys.stdin.read() if args.file == "-" else open(args.file, encoding="utf-8").read()  # noqa: SIM115
     try:
+        if args.file == "-":
+            text = sys.stdin.read()
+        else:
+            with open(args.file, encoding="utf-8") as handle:
+                text = handle.read()
         entry = verify_receipt(json.loads(text), Verifier(args.issuer, "receipt"))
-    except (VerificationError, ValueError) as exc:
+    except (VerificationError, ValueError, OSError) as exc:
         print(getattr(exc, "reason", "malformed"))
         if getattr(exc, "detail", ""):
             print(exc.detail, file=sys.stderr)

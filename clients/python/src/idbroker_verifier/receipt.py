@@ -15,7 +15,7 @@ import json
 import time
 from collections.abc import Sequence
 
-from .verifier import VerificationError, Verifier
+from .verifier import MAX_TOKEN_LENGTH, VerificationError, Verifier, _json_object
 
 TREE_HEAD_TYPE = "sth+jwt"
 
@@ -56,7 +56,9 @@ def verify_receipt(receipt: object, verifier: Verifier) -> dict:
         token = str(receipt["tree_head"])
     except (KeyError, TypeError, ValueError, AttributeError, binascii.Error):
         raise VerificationError("malformed", "missing or mistyped receipt fields") from None
-    head = json.loads(verifier._verified_jws(token, TREE_HEAD_TYPE, time.time(), verifier._token_registry).payload)
+    if len(token) > MAX_TOKEN_LENGTH or len(proof) > 64:
+        raise VerificationError("malformed", "receipt too large")
+    head = _json_object(verifier._verified_jws(token, TREE_HEAD_TYPE, time.time(), verifier._token_registry).payload)
     if head.get("iss") != verifier.issuer:
         raise VerificationError("wrong_issuer", f"tree head from {head.get('iss')!r}")
     if head.get("tree_size") != size:

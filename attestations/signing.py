@@ -73,8 +73,16 @@ def signing_key_rotate(*, alg: str | None = None, now: datetime) -> SigningKey:
 
 
 def signing_keys_retire_expired(*, now: datetime) -> int:
-    return SigningKey.objects.filter(status=SigningKey.Status.RETIRING, retire_after__lte=now).update(
-        status=SigningKey.Status.RETIRED
+    """Retire keys whose last attestation has expired, except keys that signed a tree head of the transparency log:
+    deletion receipts carry those heads and are kept for good, so their key stays in the JWKS (retiring, never
+    signing again). One key per rotation: the JWKS stays small."""
+    from audit.models import TreeHead
+
+    receipt_keys = TreeHead.objects.exclude(kid="").values("kid")
+    return (
+        SigningKey.objects.filter(status=SigningKey.Status.RETIRING, retire_after__lte=now)
+        .exclude(kid__in=receipt_keys)
+        .update(status=SigningKey.Status.RETIRED)
     )
 
 
@@ -139,9 +147,9 @@ def sign_status_list(payload: dict) -> str:
     return _sign(payload, STATUS_LIST_TYPE).token
 
 
-def sign_tree_head(payload: dict) -> str:
+def sign_tree_head(payload: dict) -> Signed:
     """A signed tree head of the audit transparency log (audit/transparency.py): a JWT with `typ: sth+jwt`."""
-    return _sign(payload, TREE_HEAD_TYPE).token
+    return _sign(payload, TREE_HEAD_TYPE)
 
 
 def _split(token: str) -> str:

@@ -26,6 +26,7 @@ class TreeHead(models.Model):
     root_hash = models.CharField(max_length=64)
     at = models.DateTimeField()
     token = models.TextField()
+    kid = models.CharField(max_length=64, blank=True, help_text="The key that signed it stays published for good.")
 
     class Meta:
         ordering = ["-tree_size"]

@@ -79,11 +79,11 @@ def tree_head_publish(*, now: datetime) -> TreeHead | None:
             log.error("audit log contradicts its newest tree head: not signing", extra={"code": "audit_tampered"})
             return latest
     root = tree(size).root(size).hex()
-    token = sign_tree_head(
+    signed = sign_tree_head(
         {"iss": settings.PUBLIC_URL, "tree_size": size, "root_hash": root, "timestamp": int(now.timestamp() * 1000)}
     )
     try:
-        return TreeHead.objects.create(tree_size=size, root_hash=root, at=now, token=token)
+        return TreeHead.objects.create(tree_size=size, root_hash=root, at=now, token=signed.token, kid=signed.kid)
     except IntegrityError:  # a concurrent publisher signed the same size
         return TreeHead.objects.get(tree_size=size)
 

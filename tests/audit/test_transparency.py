@@ -292,3 +292,16 @@ def test_the_cli_says_malformed_for_a_missing_file(capsys):
 
     assert main(["receipt", "--issuer", "https://broker.example", "/nonexistent/receipt.json"]) == 1
     assert capsys.readouterr().out.strip() == "malformed"
+
+
+def test_a_key_that_signed_a_tree_head_stays_published_after_rotation(log, now, client):
+    from attestations.models import SigningKey
+    from attestations.signing import signing_key_rotate, signing_keys_retire_expired
+
+    head = tree_head_publish(now=now)
+    old = SigningKey.objects.get(kid=head.kid)
+    signing_key_rotate(now=now)
+    signing_keys_retire_expired(now=now + timedelta(days=365))
+    old.refresh_from_db()
+    assert old.status != SigningKey.Status.RETIRED  # receipts under that head keep verifying
+    assert head.kid in {k["kid"] for k in client.get("/.well-known/jwks.json").json()["keys"]}

@@ -4,9 +4,10 @@
 `@admin.register` already use. Whether the second factor is required is read per request from
 `IDBROKER_ADMIN_2FA` (default: on unless DEBUG), so the site object never changes class at run time.
 
-Sign-ins are audited as `admin.signin` with the user's numeric id (when the username names a user) and an outcome:
-`ok`, `failed` (wrong password, not staff, or a wrong token) or `no_second_factor` (right password, but no token
-given or no TOTP device enrolled). Never the username, the password or the token.
+Sign-ins are audited as `admin.signin` with an outcome: `ok` (with the user's numeric id), `failed` (wrong password,
+not staff, or a wrong token) or `no_second_factor` (right password, but no token given or no TOTP device enrolled).
+Failures carry no id: the audit log is public (transparency log) and must not tell which usernames exist. Never the
+username, the password or the token. Attempts are paced per client address (ADMIN_LOGIN_LIMIT a minute).
 """
 
 from django.conf import settings

@@ -161,29 +161,23 @@ def _split(token: str) -> str:
     return parts[0]
 
 
-def read_header(token: str) -> dict:
-    jwt_part = _split(token)
+def _verified_payload(compact: str, *, typ: str, key_for) -> dict:
+    """Steps shared by every token we verify: header, `alg` allow-list, `typ`, key by `kid` (from `key_for`), the
+    signature, a JSON-object payload. Raises TokenInvalid with a stable reason."""
     try:
-        return jws.extract_compact(jwt_part.encode()).headers()
+        header = jws.extract_compact(compact.encode()).headers()
     except (JoseError, ValueError, TypeError):
         raise TokenInvalid("malformed") from None
-
-
-def verify_tree_head(token: str) -> dict:
-    """Verify a signed tree head we issued, against any key we ever held (a head outlives key rotation); return
-    its payload. Raises TokenInvalid."""
-    try:
-        header = jws.extract_compact(token.encode()).headers()
-    except (JoseError, ValueError, TypeError, AttributeError):
-        raise TokenInvalid("malformed") from None
     alg, kid = header.get("alg"), header.get("kid")
-    if not isinstance(alg, str) or alg not in ALGORITHMS or header.get("typ") != TREE_HEAD_TYPE:
+    if not isinstance(alg, str) or alg not in ALGORITHMS:  # a list or object `alg` is unhashable: no 500
+        raise TokenInvalid("unsupported_alg")
+    if header.get("typ") != typ:
         raise TokenInvalid("wrong_type")
-    row = SigningKey.objects.filter(kid=kid, alg=alg).first() if isinstance(kid, str) else None
+    row = key_for(kid, alg) if isinstance(kid, str) else None
     if row is None:
         raise TokenInvalid("unknown_kid")
     try:
-        payload = json.loads(jws.deserialize_compact(token, _public_key(row), algorithms=[alg]).payload)
+        payload = json.loads(jws.deserialize_compact(compact, _public_key(row), algorithms=[alg]).payload)
     except BadSignatureError:
         raise TokenInvalid("bad_signature") from None
     except (JoseError, ValueError, TypeError):
@@ -193,29 +187,22 @@ def verify_tree_head(token: str) -> dict:
     return payload
 
 
+def verify_tree_head(token: str) -> dict:
+    """Verify a signed tree head we issued, against any key we ever held (a head outlives key rotation); return
+    its payload. Raises TokenInvalid."""
+    if not isinstance(token, str):
+        raise TokenInvalid("malformed")
+    return _verified_payload(
+        token, typ=TREE_HEAD_TYPE, key_for=lambda kid, alg: SigningKey.objects.filter(kid=kid, alg=alg).first()
+    )
+
+
 def verify_attestation(token: str, *, now: datetime) -> dict:
     """Verify signature, type and lifetime against our own published keys; return the payload.
 
     Audience, nonce and revocation are the caller's checks (the check API knows who is asking).
     """
-    jwt_part = _split(token)
-    header = read_header(token)
-    alg, kid = header.get("alg"), header.get("kid")
-    if not isinstance(alg, str) or alg not in ALGORITHMS:  # a list or object `alg` is unhashable: no 500
-        raise TokenInvalid("unsupported_alg")
-    if header.get("typ") != TOKEN_TYPE:
-        raise TokenInvalid("wrong_type")
-    row = _published_key(kid, alg) if isinstance(kid, str) else None
-    if row is None:
-        raise TokenInvalid("unknown_kid")
-    try:
-        payload = json.loads(jws.deserialize_compact(jwt_part, _public_key(row), algorithms=[alg]).payload)
-    except BadSignatureError:
-        raise TokenInvalid("bad_signature") from None
-    except (JoseError, ValueError, TypeError):
-        raise TokenInvalid("malformed") from None
-    if not isinstance(payload, dict):
-        raise TokenInvalid("malformed")
+    payload = _verified_payload(_split(token), typ=TOKEN_TYPE, key_for=_published_key)
     if payload.get("iss") != settings.PUBLIC_URL:
         raise TokenInvalid("wrong_issuer")
     ts = now.timestamp()

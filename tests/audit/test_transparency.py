@@ -305,3 +305,11 @@ def test_a_key_that_signed_a_tree_head_stays_published_after_rotation(log, now, 
     old.refresh_from_db()
     assert old.status != SigningKey.Status.RETIRED  # receipts under that head keep verifying
     assert head.kid in {k["kid"] for k in client.get("/.well-known/jwks.json").json()["keys"]}
+
+
+def test_a_tree_head_whose_signature_was_replaced_is_reported(log, now):
+    head = tree_head_publish(now=now)
+    body, _, signature = head.token.rpartition(".")
+    TreeHead.objects.filter(pk=head.pk).update(token=f"{body}.{signature[::-1]}")
+    check = tree_heads_verify()
+    assert not check.ok and "no valid signature" in check.reason

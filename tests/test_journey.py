@@ -75,6 +75,14 @@ def test_missing_nationality_is_not_asserted_either_way(acme, signing_key):
     assert payload["age_over_18"] is True
 
 
+def test_the_result_page_says_which_question_got_no_answer(acme, signing_key):
+    trip, _ = journey.complete(acme, ["eligible_jurisdiction", "age_over_18"], scenario="approved_no_nationality")
+    page = trip.browser.get("/verify/result").content.decode()
+    answered, _, unanswered = page.partition("We could not answer")
+    assert "18 or older" in answered and "eligible" not in answered
+    assert "eligible under" in unanswered
+
+
 @pytest.mark.parametrize(("scenario", "status"), [("declined", "declined"), ("error", "failed")])
 def test_unsuccessful_outcomes_reach_the_provider_without_a_token(acme, signing_key, scenario, status):
     trip, final = journey.complete(acme, ["age_over_18"], scenario=scenario)

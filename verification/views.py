@@ -20,7 +20,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from attestations import oauth
 from attestations import services as attestation_services
-from attestations.models import VerificationRequest
+from attestations.models import Attestation, VerificationRequest
 from attestations.policies import describe_claim
 from broker.errors import BrokerError
 from broker.ratelimit import per_client
@@ -390,6 +390,9 @@ def result(request):
         vr.status, "declined"
     )
     back = reverse("verify-continue") if vr.return_url else ""
+    # What the token really states: a claim needing a fact the vendor did not report is left out (policies.py).
+    issued = Attestation.objects.filter(request=vr).order_by("-issued_at").values_list("claim_names", flat=True)
+    answered = set(issued.first() or []) if outcome == "approved" else set(vr.claims)
     return render(
         request,
         "verification/result.html",
@@ -398,10 +401,12 @@ def result(request):
             "provider": vr.provider,
             "outcome": outcome,
             "back": back,
-            "claims": [describe_claim(c, vr.provider.policy) for c in vr.claims],
+            "claims": [describe_claim(c, vr.provider.policy) for c in vr.claims if c in answered],
+            "unanswered": [describe_claim(c, vr.provider.policy) for c in vr.claims if c not in answered],
             "offer_account": outcome == "approved" and not request.session.get("idb_account"),
             "reused": _session_of(vr) is None,
             "receipt": _destroyed(_session_of(vr)),
+            "hosted": bool(_session_of(vr)) and services.vendor_is_hosted(_session_of(vr)),
         },
     )
 

@@ -86,6 +86,8 @@ def test_vendor_hosted_journey_goes_to_the_vendors_page_and_back(
         assert "sandbox" in page.title().lower()
         page.screenshot(path=artifacts / f"vendor-{name}-hosted.png", full_page=True)
         page.get_by_role("button", name=re.compile(re.escape(button))).click()
+        page.wait_for_url("**/verify/result", timeout=30000)
+        assert page.get_by_text("We never received your photos").is_visible()  # the vendor took them, not us
         _finish(page, artifacts, name)
     finally:
         page.context.close()

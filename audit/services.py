@@ -3,19 +3,25 @@
 Each entry's hash is SHA-256 over the previous hash and a canonical JSON of (seq, event, refs, at). `seq` is unique,
 so two writers racing for the same position cannot both win: the loser retries on the new head. Editing, deleting
 or reordering rows breaks the chain at the first affected entry, which `audit_verify` names.
+
+Each entry also gets a random 32-byte salt: its public form is the commitment SHA-256(salt || entry) (see
+`entry_commitment`), and the ids it names go into the AuditRef index so a person's own entries are found by
+lookup. The chain does not cover the salt (so chains written before salts existed still verify); a changed salt
+changes the commitment, which the signed tree heads catch.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from .models import AuditEvent
+from .models import AdminSignIn, AuditEvent, AuditRef
 
 GENESIS = "0" * 64
 EVENTS = frozenset(
@@ -45,14 +51,25 @@ EVENTS = frozenset(
         "provider.created",
         "api_key.created",
         "api_key.revoked",
-        "admin.signin",
+        # "admin.signin" was here until issue 10: sign-ins are AdminSignIn rows now (auditors only), never leaves of
+        # the public log. Entries written before stay in the chain.
     }
 )
+SALT_BYTES = 32
+MAX_INDEXED_REF = 255  # AuditRef.value; every id we write is far shorter
 
 
 def entry_body(seq: int, event: str, refs: dict, at: datetime) -> bytes:
     """The canonical bytes of one entry: what the chain hashes and what is a Merkle leaf (audit/transparency.py)."""
     return json.dumps([seq, event, refs, at.isoformat()], sort_keys=True, separators=(",", ":")).encode()
+
+
+def entry_commitment(salt: str, body: bytes) -> bytes:
+    """The public form of an entry: SHA-256(salt || canonical entry), the salt being 32 random bytes (hex in the
+    database). Hiding: without the salt, even someone who can guess the whole entry (a provider that knows its own
+    request id and roughly when) cannot confirm the guess. Binding: SHA-256 collision resistance. The Merkle leaf of
+    the entry is this commitment (leaf hash = SHA-256(0x00 || commitment)), so proofs verify without the entry."""
+    return hashlib.sha256(bytes.fromhex(salt) + body).digest()
 
 
 def _entry_hash(prev_hash: str, seq: int, event: str, refs: dict, at: datetime) -> str:
@@ -71,17 +88,40 @@ def audit_record(*, event: str, now: datetime | None = None, **refs: str) -> Aud
         seq, prev = (head["seq"] + 1, head["hash"]) if head else (1, GENESIS)
         try:
             with transaction.atomic():
-                return AuditEvent.objects.create(
+                entry = AuditEvent.objects.create(
                     seq=seq,
                     event=event,
                     refs=clean,
                     at=at,
                     prev_hash=prev,
                     hash=_entry_hash(prev, seq, event, clean, at),
+                    salt=secrets.token_hex(SALT_BYTES),
                 )
+                AuditRef.objects.bulk_create(
+                    AuditRef(entry_id=seq, key=k, value=v) for k, v in clean.items() if len(v) <= MAX_INDEXED_REF
+                )
+                return entry
         except IntegrityError:
             continue  # another writer took this position; build on the new head
     raise RuntimeError("audit log is too contended")
+
+
+def audit_entries_naming(ids) -> list[AuditEvent]:
+    """Every entry that names one of these ids (a person's sessions, requests, tokens, account), oldest first, found
+    through the AuditRef index: the cost grows with that person's entries, not with the log."""
+    ids = {str(i) for i in ids if i}
+    if not ids:
+        return []
+    return list(AuditEvent.objects.filter(ref_index__value__in=ids).distinct().order_by("seq"))
+
+
+def admin_signin_record(*, outcome: str, user_id: int | None = None, now: datetime | None = None) -> AdminSignIn:
+    """An admin sign-in attempt, for auditors only (not an audit entry, so never a public leaf)."""
+    return AdminSignIn.objects.create(
+        at=(now or timezone.now()).replace(microsecond=0),
+        outcome=AdminSignIn.Outcome(outcome),
+        user_id=user_id if outcome == AdminSignIn.Outcome.OK else None,
+    )
 
 
 @dataclass(frozen=True)

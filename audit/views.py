@@ -1,5 +1,7 @@
-"""Public transparency endpoints: the newest signed tree head, inclusion and consistency proofs, and the entries
-themselves (event types, random ids and times only), so anyone can rebuild the tree and check our heads."""
+"""Public transparency endpoints: the newest signed tree head, inclusion and consistency proofs, and the leaves'
+commitments, so anyone can rebuild the tree and check our heads. Never an entry, an event name, an id or an entry's
+time (issue 10): everything here is a commitment or derived from commitments, and stops at the newest signed head,
+so what the public sees changes at most once a minute."""
 
 from __future__ import annotations
 
@@ -9,8 +11,6 @@ from django.views.decorators.http import require_GET
 from broker.ratelimit import per_client
 
 from . import transparency
-from .models import AuditEvent
-from .services import entry_body
 
 MAX_ENTRIES = 1000
 
@@ -40,7 +40,8 @@ def tree_head(request):
         {
             "tree_size": head.tree_size,
             "root_hash": head.root_hash,
-            "timestamp": head.at.isoformat(),
+            "leaf_format": head.leaf_format,
+            "timestamp": head.at.isoformat(),  # rounded down to the minute when signed
             "token": head.token,
         }
     )
@@ -55,8 +56,10 @@ def inclusion_proof(request):
     if values is None:
         return _problem(400, "invalid_parameters", "Give integer `index` and `tree_size`.")
     index, size = values
-    if size > transparency.log_size() or not 0 <= index < size:
-        return _problem(400, "outside_the_log", "`index` must be below `tree_size`, which must not exceed the log.")
+    if size > transparency.public_size() or not 0 <= index < size:
+        return _problem(
+            400, "outside_the_log", "`index` must be below `tree_size`, which must not exceed the newest tree head."
+        )
     try:
         proof = transparency.inclusion(index=index, tree_size=size)
     except transparency.LogGap:
@@ -71,8 +74,8 @@ def consistency_proof(request):
     if values is None:
         return _problem(400, "invalid_parameters", "Give integer `first` and `second` tree sizes.")
     first, second = values
-    if second > transparency.log_size() or not 0 < first <= second:
-        return _problem(400, "outside_the_log", "Need 0 < first <= second <= the log's size.")
+    if second > transparency.public_size() or not 0 < first <= second:
+        return _problem(400, "outside_the_log", "Need 0 < first <= second <= the newest tree head's size.")
     try:
         proof = transparency.consistency(first=first, second=second)
     except transparency.LogGap:
@@ -87,10 +90,12 @@ def entries(request):
     if values is None or not values[0] < values[1]:
         return _problem(400, "invalid_parameters", "Give integer `start` < `end` (leaf indexes, end exclusive).")
     start, end = values[0], min(values[1], values[0] + MAX_ENTRIES)
-    rows = AuditEvent.objects.filter(seq__gt=start, seq__lte=end).order_by("seq")
+    commitments = transparency.public_commitments(start=start, end=end)
+    # Leaf i's Merkle leaf hash is SHA-256(0x00 || bytes.fromhex(commitment)).
     return JsonResponse(
         {
             "start": start,
-            "entries": [entry_body(*r).decode() for r in rows.values_list("seq", "event", "refs", "at")],
+            "leaf_format": transparency.LEAF_FORMAT,
+            "entries": [{"index": start + i, "commitment": c} for i, c in enumerate(commitments)],
         }
     )

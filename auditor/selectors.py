@@ -10,12 +10,12 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from statistics import median
 
-from django.db.models import Count, Max, Min
+from django.db.models import Count, Max, Min, Sum
 from django.db.models.fields.json import KT
 from django.db.models.functions import TruncHour
 
-from attestations.models import Provider, SigningKey
-from audit.models import AuditEvent, TreeHead
+from attestations.models import CheckCount, Provider, SigningKey
+from audit.models import AdminSignIn, AuditEvent, TreeHead
 from broker.checks import retention_problems
 from verification.models import Evidence, VerificationSession
 
@@ -132,9 +132,7 @@ def purges_per_hour(*, now: datetime) -> dict:
 def attestations_per_provider(*, now: datetime) -> dict:
     since = now - timedelta(days=WINDOW_DAYS)
     rows = (
-        AuditEvent.objects.filter(
-            event__in=("attestation.issued", "attestation.checked", "attestation.revoked"), at__gte=since, at__lte=now
-        )
+        AuditEvent.objects.filter(event__in=("attestation.issued", "attestation.revoked"), at__gte=since, at__lte=now)
         .annotate(provider=KT("refs__provider"))
         .values("provider", "event")
         .annotate(n=Count("pk"))
@@ -146,6 +144,15 @@ def attestations_per_provider(*, now: datetime) -> dict:
     }
     for provider, event, n in rows:
         table.setdefault(provider or "(none)", {"issued": 0, "checked": 0, "revoked": 0})[event.split(".")[1]] = n
+    # Checks are counted per provider per hour (attestations/checkcounts.py), never audited one by one (SPEC 2.4).
+    checks = (
+        CheckCount.objects.filter(hour__gte=since, hour__lte=now)
+        .values("provider__client_id")
+        .annotate(n=Sum("count"))
+        .values_list("provider__client_id", "n")
+    )
+    for provider, n in checks:
+        table.setdefault(provider, {"issued": 0, "checked": 0, "revoked": 0})["checked"] = n
     return {
         "window_days": WINDOW_DAYS,
         "providers": [{"provider": cid, **counts} for cid, counts in sorted(table.items())],
@@ -187,7 +194,7 @@ def log_integrity(*, now: datetime, fresh: bool = False) -> dict:
     check = IntegrityCheck.objects.first()
     if fresh or check is None:
         check = log_integrity_check(now=now)
-    latest = TreeHead.objects.order_by("-tree_size").values("tree_size", "root_hash", "at").first()
+    latest = TreeHead.objects.order_by("-tree_size", "-leaf_format").values("tree_size", "root_hash", "at").first()
     return {
         "ok": check.ok,
         "checked_at": _iso(check.at),
@@ -202,6 +209,25 @@ def log_integrity(*, now: datetime, fresh: bool = False) -> dict:
         "tree_heads_reason": check.tree_heads_reason,
         "latest_head": {**latest, "at": _iso(latest["at"])} if latest else None,
         "log_head_at": _iso(AuditEvent.objects.aggregate(at=Max("at"))["at"]),
+    }
+
+
+ADMIN_SIGNIN_WINDOW = timedelta(hours=24)
+
+
+def admin_signins(*, now: datetime) -> dict:
+    """Admin sign-in attempts in the last 24 hours by outcome (AdminSignIn rows: auditors only, never public)."""
+    counts = dict(
+        AdminSignIn.objects.filter(at__gt=now - ADMIN_SIGNIN_WINDOW, at__lte=now)
+        .values_list("outcome")
+        .annotate(n=Count("pk"))
+        .values_list("outcome", "n")
+    )
+    latest = AdminSignIn.objects.filter(outcome=AdminSignIn.Outcome.OK).values_list("at", flat=True).first()
+    return {
+        "window_hours": 24,
+        **{outcome: counts.get(outcome, 0) for outcome in AdminSignIn.Outcome.values},
+        "last_ok_at": _iso(latest),
     }
 
 
@@ -223,6 +249,7 @@ def dashboard(*, now: datetime) -> dict:
         "keys": key_history(now=now),
         "policy_history": policy_history(now=now),
         "integrity": log_integrity(now=now),
+        "admin_signins": admin_signins(now=now),
         "configuration": retention_configuration(now=now),
     }
 

@@ -7,12 +7,14 @@ from django.contrib.auth.models import Group, Permission
 from django.db import transaction
 
 GROUP = "auditors"
-# The dashboard, plus the audit log and its tree heads in the admin (both read-only there). No provider, key,
-# request, session or fact model: an auditor sees aggregates and random ids, never secrets or personal data.
+# The dashboard, plus the audit log, its tree heads and the admin sign-ins in the admin (all read-only there). No
+# provider, key, request, session or fact model: an auditor sees aggregates and random ids, never secrets or
+# personal data.
 PERMISSIONS = (
     ("auditor", "view_dashboard"),
     ("audit", "view_auditevent"),
     ("audit", "view_treehead"),
+    ("audit", "view_adminsignin"),
 )
 
 

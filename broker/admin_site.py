@@ -4,10 +4,12 @@
 `@admin.register` already use. Whether the second factor is required is read per request from
 `IDBROKER_ADMIN_2FA` (default: on unless DEBUG), so the site object never changes class at run time.
 
-Sign-ins are audited as `admin.signin` with an outcome: `ok` (with the user's numeric id), `failed` (wrong password,
-not staff, or a wrong token) or `no_second_factor` (right password, but no token given or no TOTP device enrolled).
-Failures carry no id: the audit log is public (transparency log) and must not tell which usernames exist. Never the
-username, the password or the token. Attempts are paced per client address (ADMIN_LOGIN_LIMIT a minute).
+Sign-ins are recorded as AdminSignIn rows (audit/models.py) with an outcome: `ok` (with the user's numeric id),
+`failed` (wrong password, not staff, or a wrong token) or `no_second_factor` (right password, but no token given or
+no TOTP device enrolled). Auditors read them in the admin; they are not audit entries, so nothing about them reaches
+the public transparency log (issue 10): when and how often operators sign in is nobody else's business. Failures
+still carry no id, and never the username, the password or the token. Attempts are paced per client address
+(ADMIN_LOGIN_LIMIT a minute).
 """
 
 from django.conf import settings
@@ -17,7 +19,7 @@ from django.http import HttpResponse
 from django_otp import devices_for_user
 from django_otp.admin import OTPAdminAuthenticationForm, OTPAdminSite
 
-from audit.services import audit_record
+from audit.services import admin_signin_record
 from broker import ratelimit
 
 ADMIN_LOGIN_LIMIT = 10  # attempts per client address per minute
@@ -63,7 +65,7 @@ class BrokerAdminSite(OTPAdminSite):
 
     def login(self, request, extra_context=None):
         if request.method == "POST":
-            # Every attempt is a permanent, public audit entry: pace guessing (and log flooding) per client.
+            # Every attempt is a permanent record: pace guessing (and record flooding) per client.
             allowed, retry_after = ratelimit.hit(
                 f"admin-login:{ratelimit.client_key(request)}", limit=ADMIN_LOGIN_LIMIT, window=60
             )
@@ -78,19 +80,19 @@ class BrokerAdminSite(OTPAdminSite):
 
 
 def _audit_signin(request, response) -> None:
-    """`admin.signin` with an outcome; the user's id only on success. The audit log is public (transparency log):
-    an id on a failure would tell anyone which usernames exist and whose password was right."""
+    """An AdminSignIn with an outcome; the user's id only on success (an id on a failure would tell whoever reads
+    the record which usernames exist and whose password was right)."""
     if response.status_code == 302 and request.user.is_authenticated:
-        audit_record(event="admin.signin", user=str(request.user.pk), outcome="ok")
+        admin_signin_record(outcome="ok", user_id=request.user.pk)
         return
     form = (getattr(response, "context_data", None) or {}).get("form")
     user = form.get_user() if form is not None else None
     if user is None:  # wrong password, unknown or inactive user
-        audit_record(event="admin.signin", outcome="failed")
+        admin_signin_record(outcome="failed")
         return
     password_only = user.is_active and user.is_staff and second_factor_required()
     no_token = not request.POST.get("otp_token") or not _has_device(user)
-    audit_record(event="admin.signin", outcome="no_second_factor" if password_only and no_token else "failed")
+    admin_signin_record(outcome="no_second_factor" if password_only and no_token else "failed")
 
 
 def _has_device(user) -> bool:

@@ -1,5 +1,6 @@
-"""The audit log as a transparency log (issue 6, part 1-2): RFC 9162 Merkle hashing, signed tree heads, inclusion
-and consistency proofs over HTTP, detection of a rewritten log, and deletion receipts checked offline."""
+"""The audit log as a transparency log (issue 6, part 1-2; leaves are salted commitments since issue 10): RFC 9162
+Merkle hashing, signed tree heads, inclusion and consistency proofs over HTTP, detection of a rewritten log, and
+deletion receipts checked offline. What the public can and cannot read is in test_public_log_privacy.py."""
 
 from __future__ import annotations
 
@@ -16,8 +17,8 @@ from jwcrypto import jwk, jws
 
 from audit import merkle
 from audit.models import AuditEvent, TreeHead
-from audit.services import GENESIS, audit_record, audit_verify, entry_body
-from audit.transparency import tree_head_publish, tree_heads_verify
+from audit.services import GENESIS, audit_record, audit_verify
+from audit.transparency import commitment, tree_head_publish, tree_heads_verify
 from tests import journey
 
 pytestmark = pytest.mark.django_db
@@ -89,8 +90,9 @@ def test_proofs_served_over_http_verify_against_signed_heads(client, log, now, s
     big = tree_head_publish(now=now)
     assert (small.tree_size, big.tree_size) == (8, 9)
     entries = client.get("/transparency/entries", {"start": 0, "end": 9}).json()["entries"]
-    leaves = [merkle.leaf_hash(e.encode()) for e in entries]
-    assert merkle.root(leaves).hex() == big.root_hash  # anyone can rebuild the tree from the entries
+    assert [e["index"] for e in entries] == list(range(9))
+    leaves = [merkle.leaf_hash(bytes.fromhex(e["commitment"])) for e in entries]
+    assert merkle.root(leaves).hex() == big.root_hash  # anyone can rebuild the tree from the commitments
     proof = client.get("/transparency/proof/inclusion", {"index": 3, "tree_size": 9}).json()["inclusion_proof"]
     assert merkle.verify_inclusion(leaves[3], 3, 9, [base64.b64decode(p) for p in proof], bytes.fromhex(big.root_hash))
     proof = client.get("/transparency/proof/consistency", {"first": 8, "second": 9}).json()["consistency_proof"]
@@ -251,7 +253,7 @@ def test_rewriting_the_stored_root_too_is_caught_by_the_heads_signature(log, now
         digest = _entry_hash(prev, row.seq, row.event, row.refs, row.at)
         AuditEvent.objects.filter(pk=row.pk).update(prev_hash=prev, hash=digest)
         prev = digest
-    forged_root = merkle.root([merkle.leaf_hash(entry_body(r.seq, r.event, r.refs, r.at)) for r in rows]).hex()
+    forged_root = merkle.root([merkle.leaf_hash(commitment(r.seq, r.event, r.refs, r.at, r.salt)) for r in rows]).hex()
     TreeHead.objects.filter(pk=head.pk).update(root_hash=forged_root)
     assert audit_verify().ok
     check = tree_heads_verify()

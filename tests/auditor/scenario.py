@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from attestations.checkcounts import hour_of
+from attestations.models import CheckCount
 from audit.services import audit_record
 from audit.transparency import tree_head_publish
 from tests.verification.support import open_session
@@ -19,7 +22,7 @@ class Scenario:
 
 def _evidence(session, kind, *, stored_at, deadline) -> Evidence:
     return Evidence.objects.create(
-        id=f"ev_{session.pk}_{kind}", session=session, kind=kind, mime="image/png", size=1000,
+        id=f"ev_{secrets.token_hex(8)}", session=session, kind=kind, mime="image/png", size=1000,
         stored_at=stored_at, deadline=deadline,
     )  # fmt: skip
 
@@ -56,7 +59,6 @@ def build(acme, globex, *, now) -> Scenario:
 
     for event, provider, n in (
         ("attestation.issued", "acme", 3),
-        ("attestation.checked", "acme", 5),
         ("attestation.revoked", "acme", 1),
         ("attestation.issued", "globex", 2),
     ):
@@ -65,6 +67,8 @@ def build(acme, globex, *, now) -> Scenario:
                 event=event, provider=provider, jti=f"jti-{provider}-{event}-{i}", now=now - timedelta(hours=1)
             )
     audit_record(event="attestation.issued", provider="acme", jti="jti-old", now=now - timedelta(days=40))
+    # Checks are counted per provider per hour, not audited (SPEC 2.4): 5 by acme an hour ago.
+    CheckCount.objects.create(provider=acme.provider, hour=hour_of(now - timedelta(hours=1)), count=5)
     audit_record(event="policy.changed", policy="export-tier1@2", now=now - timedelta(minutes=5))
     tree_head_publish(now=now)
     return s

@@ -65,6 +65,7 @@ def test_an_auditor_cannot_open_provider_key_or_session_admin_pages(auditor_clie
 def test_an_auditor_can_read_the_audit_log_in_the_admin_but_not_edit_it(auditor_client, scenario):
     assert auditor_client.get("/admin/audit/auditevent/").status_code == 200
     assert auditor_client.get("/admin/audit/treehead/").status_code == 200
+    assert auditor_client.get("/admin/audit/adminsignin/").status_code == 200
     assert auditor_client.get("/admin/audit/auditevent/add/").status_code == 403
 
 
@@ -82,7 +83,12 @@ def test_create_auditor_makes_a_staff_user_in_a_group_with_only_read_permissions
     assert not user.has_usable_password()
     assert list(user.groups.values_list("name", flat=True)) == [GROUP]
     perms = sorted(f"{p.content_type.app_label}.{p.codename}" for p in Group.objects.get(name=GROUP).permissions.all())
-    assert perms == ["audit.view_auditevent", "audit.view_treehead", "auditor.view_dashboard"]
+    assert perms == [
+        "audit.view_adminsignin",
+        "audit.view_auditevent",
+        "audit.view_treehead",
+        "auditor.view_dashboard",
+    ]
     assert "changepassword ines" in capsys.readouterr().out
 
 

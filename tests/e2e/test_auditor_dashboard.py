@@ -53,6 +53,7 @@ def test_an_auditor_signs_in_through_the_admin_and_sees_the_dashboard(
             "Signing keys",
             "Policy and key history",
             "Transparency log",
+            "Admin sign-ins, last 24 hours",
         ):
             assert page.get_by_role("heading", name=heading).is_visible(), heading
         assert page.locator('[data-metric="evidence.count"]').inner_text() == "3"
@@ -60,6 +61,8 @@ def test_an_auditor_signs_in_through_the_admin_and_sees_the_dashboard(
         assert page.locator('[data-metric="vendor.pending"]').inner_text() == "2"
         assert page.locator('[data-metric="integrity.ok"]').inner_text() == "Intact"
         assert page.locator("#breach-alert").is_visible()
+        # The auditor's own sign-in: recorded for auditors, not as a public leaf of the transparency log.
+        assert page.locator('[data-metric="signins.ok"]').inner_text() == "1"
         assert page.locator("svg.chart").count() == 2
         page.screenshot(path=artifacts / "auditor-dashboard.png", full_page=True)
 

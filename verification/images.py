@@ -1,8 +1,17 @@
 """Image validation: decode for real, refuse bombs and fakes, strip every byte of metadata.
 
 An image is accepted only if Pillow decodes all of its pixels within the pixel budget. It is then re-encoded as a
-fresh JPEG from the pixels alone, so EXIF (GPS, device serials), XMP, ICC profiles, comments and anything appended
-after the image data are gone before encryption.
+fresh JPEG from the pixels alone, so EXIF (GPS, device serials, maker notes, thumbnails), XMP, IPTC, ICC profiles,
+comments, PNG text chunks, WebP metadata chunks and anything appended after the image data are gone before
+encryption. Two habits make that hold whatever Pillow's encoders pick up by themselves:
+
+1. The pixels are copied into a new image, so no `info` (Pillow's bag of decoded metadata) travels with them:
+   Pillow's JPEG encoder writes `im.info["comment"]` as a COM segment unasked, and a PNG tEXt chunk named
+   `comment` lands there too.
+2. Colour: an embedded ICC profile is applied (converted to sRGB with littleCMS) and then dropped, so a wide-gamut
+   phone photo (Display P3) or a CMYK scan keeps its colours without carrying the profile, whose text tags can
+   hold anything. A profile that does not parse, or an oversized one, is dropped unread and the pixels are taken as
+   sRGB, the web's default.
 """
 
 from __future__ import annotations
@@ -11,12 +20,17 @@ import io
 import warnings
 
 from django.conf import settings
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 
 from broker.errors import BrokerError
 
-ACCEPTED_FORMATS = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
+# MPO is a JPEG with more pictures after the first (phones store portrait depth maps and HDR gain maps this way):
+# the first picture is the photo, the others are never decoded, and Pillow names such a file "MPO".
+ACCEPTED_FORMATS = {"JPEG": "image/jpeg", "MPO": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
 MIN_SIDE = 200
+# Real profiles are a few kB (sRGB, Display P3) to a few hundred kB (print CMYK); anything larger is not parsed.
+MAX_ICC_BYTES = 1024 * 1024
+SRGB = ImageCms.createProfile("sRGB")
 
 
 class ImageRejected(BrokerError):
@@ -46,14 +60,31 @@ def sanitize_image(fileobj, *, declared_type: str = "") -> bytes:
                     raise ImageRejected(
                         "This photo is too small. Please use a sharper, larger photo.", code="image_too_small"
                     )
+                icc = img.info.get("icc_profile")
                 upright = ImageOps.exif_transpose(img)
-                pixels = upright.convert("RGB")
+                pixels = _as_srgb(upright, icc)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise ImageRejected("This image is too large to process.", code="image_too_large") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError):
         raise ImageRejected(
             "This file could not be read as a photo. It may be damaged or not an image.", code="unreadable_image"
         ) from None
+    bare = Image.new("RGB", pixels.size)  # step 1: a new image has an empty `info`
+    bare.paste(pixels)
     out = io.BytesIO()
-    pixels.save(out, format="JPEG", quality=90, optimize=True)  # no exif=, no icc_profile=: nothing but pixels
+    bare.save(out, format="JPEG", quality=90, optimize=True)  # no exif=, xmp=, icc_profile=, comment=
     return out.getvalue()
+
+
+def _as_srgb(img: Image.Image, icc: bytes | None) -> Image.Image:
+    """RGB pixels in sRGB (step 2). The profile's own bytes never reach the output."""
+    if icc and len(icc) <= MAX_ICC_BYTES:
+        try:
+            source = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+            base = img if img.mode in ("RGB", "CMYK", "L") else img.convert("RGB")
+            converted = ImageCms.profileToProfile(base, source, SRGB, outputMode="RGB")
+            if converted is not None:
+                return converted
+        except (ImageCms.PyCMSError, OSError, ValueError, TypeError):
+            pass  # unreadable, or a profile for another colour space than the pixels': drop it unread
+    return img.convert("RGB")

@@ -8,6 +8,8 @@ import zlib
 from pathlib import Path
 
 import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.core.files.uploadhandler import FileUploadHandler
 from PIL import Image
 
 from audit.services import audit_verify
@@ -25,7 +27,7 @@ TOO_SMALL = "This photo is too small. Please use a sharper, larger photo."
 
 
 @pytest.fixture
-def trip(acme):
+def trip(acme, signing_key):
     """A browser that opened its link and consented: it is on the document step."""
     started = journey.start(acme, ["age_over_18"])
     journey.open_and_consent(started)
@@ -61,6 +63,49 @@ def _refused(response, status: int, sentence: str) -> str:
     assert 'role="alert"' in text and sentence in text
     assert "Traceback" not in text
     return text
+
+
+def _page(response, status: int, sentence: str) -> str:
+    """A human page (the capture page or the general error page) with the given status and sentence."""
+    text = response.content.decode()
+    assert response.status_code == status, (response.status_code, text[:500])
+    assert response["Content-Type"].startswith("text/html")
+    assert sentence in text and "Traceback" not in text
+    return text
+
+
+def _journey_goes_on(trip) -> None:
+    """Nothing of the session was lost: the same browser is still at the document step and a proper photo works."""
+    assert trip.browser.get(trip.link_path)["Location"] == "/verify/document"
+    response = journey.upload(trip, "document", images.document_png(), "id.png", "image/png")
+    assert response.status_code == 302 and response["Location"] == "/verify/selfie"
+    assert Evidence.objects.count() == 1
+
+
+class SpoolWitness(FileUploadHandler):
+    """Placed right after the broker's own upload handler: records every file part (name, bytes) that goes on to
+    the memory and temporary-file handlers, i.e. everything that could be spooled."""
+
+    seen: list = []
+
+    def new_file(self, field_name, *args, **kwargs):
+        super().new_file(field_name, *args, **kwargs)
+        SpoolWitness.seen.append([field_name, 0])
+
+    def receive_data_chunk(self, raw_data, start):
+        SpoolWitness.seen[-1][1] += len(raw_data)
+        return raw_data
+
+    def file_complete(self, file_size):
+        return None
+
+
+@pytest.fixture
+def witness(settings):
+    handlers = list(settings.FILE_UPLOAD_HANDLERS)
+    settings.FILE_UPLOAD_HANDLERS = [handlers[0], f"{__name__}.SpoolWitness", *handlers[1:]]
+    SpoolWitness.seen = []
+    return SpoolWitness.seen
 
 
 def _nothing_stored(settings) -> None:
@@ -112,11 +157,13 @@ def test_the_pixel_limit_is_the_configured_one(trip, settings, over):
     assert Evidence.objects.count() == 1
 
 
-def test_a_50_mb_upload_gets_413_and_nothing_is_stored(trip, settings):
+def test_a_50_mb_upload_gets_413_and_nothing_is_stored(trip, settings, witness):
     huge = images.document_png() + b"\x00" * (50 * 1024 * 1024)
     response = journey.upload(trip, "document", huge, "id.png", "image/png")
-    _refused(response, 413, "This file is larger than 10 MB. Please choose a smaller photo.")
+    _page(response, 413, "This file is larger than 10 MB. Please choose a smaller photo.")
+    assert witness == []  # refused on its declared length: not one byte was parsed
     _nothing_stored(settings)
+    _journey_goes_on(trip)
 
 
 def test_the_size_cap_is_counted_in_bytes_as_the_file_streams_in(trip, settings):
@@ -169,6 +216,66 @@ def test_a_post_without_a_file_asks_for_a_photo(trip, settings):
 def test_a_refused_upload_leaves_the_user_on_the_same_step(trip):
     journey.upload(trip, "document", b"not an image", "id.png", "image/png")
     assert trip.browser.get(trip.link_path)["Location"] == "/verify/document"
+
+
+# --- Amplification: one expected file, a capped body, a capped number of parts (issue 10, item 9) ----------------
+
+EXTRA_PART = b"\x00" * (400 * 1024)  # 20 of these make 8 MB: under the body cap, over the in-memory limit
+
+
+def _extra_parts(count: int) -> dict:
+    return {f"extra{i}": SimpleUploadedFile(f"x{i}.bin", EXTRA_PART, "image/png") for i in range(count)}
+
+
+@pytest.mark.parametrize("photo_first", [True, False])
+def test_extra_file_parts_are_refused_and_never_spooled(trip, settings, witness, photo_first):
+    """The review's attack: a capture POST with the photo and many more file parts. Before the fix each part went to
+    a temporary file (about 1 GB a request); now at most the one photo reaches the spooling handlers."""
+    photo = {"photo": SimpleUploadedFile("id.png", images.document_png(), "image/png")}
+    parts = {**photo, **_extra_parts(20)} if photo_first else {**_extra_parts(20), **photo}
+    response = trip.browser.post("/verify/document", parts)
+    _page(response, 400, "Something was wrong with that upload")
+    assert [name for name, _ in witness] in ([], ["photo"])
+    assert sum(size for _, size in witness) <= settings.IDBROKER_MAX_UPLOAD_BYTES
+    _nothing_stored(settings)
+    _journey_goes_on(trip)
+
+
+def test_a_lone_file_under_another_field_name_is_never_spooled(trip, settings, witness):
+    response = trip.browser.post("/verify/document", {"evil": SimpleUploadedFile("x.png", EXTRA_PART * 12)})
+    _refused(response, 400, "Please take a photo or choose a file.")
+    assert witness == []
+    _nothing_stored(settings)
+    _journey_goes_on(trip)
+
+
+@pytest.mark.parametrize("declared", [10 * 1024 * 1024 + 64 * 1024 + 1, 1024**3, 10**14])
+def test_a_body_declared_larger_than_one_photo_and_its_form_is_refused_unread(trip, settings, witness, declared):
+    """A 413 on the declared length alone: the test client sends a small body under a huge Content-Length, and the
+    server answers without waiting for (or reading) the rest."""
+    body = b'--b\r\nContent-Disposition: form-data; name="photo"; filename="a.png"\r\n\r\nxx\r\n--b--\r\n'
+    response = trip.browser.generic(
+        "POST", "/verify/document", body, "multipart/form-data; boundary=b", CONTENT_LENGTH=str(declared)
+    )
+    _page(response, 413, "This file is larger than 10 MB")
+    assert witness == []
+    _nothing_stored(settings)
+    _journey_goes_on(trip)
+
+
+def test_too_many_form_fields_are_a_400_not_a_parse_of_each(trip, settings):
+    fields = {f"f{i}": "x" for i in range(settings.DATA_UPLOAD_MAX_NUMBER_FIELDS + 1)}
+    fields["photo"] = SimpleUploadedFile("id.png", images.document_png(), "image/png")
+    _page(trip.browser.post("/verify/document", fields), 400, "Something was wrong with that upload")
+    _nothing_stored(settings)
+    _journey_goes_on(trip)
+
+
+def test_the_body_cap_sits_just_above_the_photo_limit(settings):
+    from broker.request_guard import max_request_bytes
+
+    assert settings.IDBROKER_MAX_UPLOAD_BYTES < max_request_bytes() <= settings.IDBROKER_MAX_UPLOAD_BYTES + 128 * 1024
+    assert settings.DATA_UPLOAD_MAX_NUMBER_FILES == 1
 
 
 # --- What is kept --------------------------------------------------------------------------------------------------

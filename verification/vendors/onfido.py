@@ -12,8 +12,6 @@ before it writes and creates a check only when the applicant has none, because a
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import re
 from datetime import date, datetime
@@ -37,6 +35,7 @@ from .base import (
     vendor_config,
 )
 from .http import VendorHttp, json_object
+from .signatures import body_hmac_matches, header, hex_sha256, secrets_list
 
 # Onfido requires first_name and last_name on an applicant and has no free-form reference field (v3.6 applicant
 # schema: names, email, dob, id_numbers, phone_number, address, location, consents). We send no personal data: the
@@ -61,7 +60,6 @@ DOCUMENT_TYPES = {
 }
 FILE_EXTENSIONS = {"image/jpeg": "jpg", "image/png": "png"}  # what both /documents and /live_photos accept
 _OBJECT_ID = re.compile(r"[A-Za-z0-9-]{1,64}")  # Onfido ids are UUIDs; anything else never reaches a URL path
-_HEX_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 def alpha2(code: object) -> str | None:
@@ -235,12 +233,9 @@ class OnfidoVendor(VendorAdapter):
         # Only X-SHA2-Signature: hex HMAC-SHA256 of the entire raw body, keyed with the webhook token (vendors.md
         # pain point 3: not `payload` alone). The legacy v2 X-Signature is SHA-1 and is never accepted (pain point 4).
         # No timestamp is signed: a replay is caught by the dedupe key and is harmless because results are re-fetched.
-        signature = headers.get("x-sha2-signature", "").strip().lower()
-        if not signature.isascii() or not _HEX_SHA256.fullmatch(signature):
-            raise WebhookRejected("malformed_signature")
-        tokens = [t for t in vendor_config(self.name).get("webhook_secrets") or [] if t]  # several while rotating
-        expected = [hmac.new(t.encode(), body, hashlib.sha256).hexdigest() for t in tokens]
-        if not any(hmac.compare_digest(e, signature) for e in expected):
+        signature = hex_sha256(header(headers, "x-sha2-signature"))
+        tokens = secrets_list(vendor_config(self.name).get("webhook_secrets"))  # several while rotating
+        if not body_hmac_matches(signature, body=body, secrets=tokens):
             raise WebhookRejected("bad_signature")
         try:  # authentic from here on: parse errors are malformed_body, never bad_signature (pain point 5)
             payload = json.loads(body)["payload"]

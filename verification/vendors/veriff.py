@@ -45,6 +45,7 @@ from .base import (
     vendor_config,
 )
 from .http import VendorHttp, hinted_wait, json_object
+from .signatures import body_hmac_matches, equal, header, hex_sha256, malformed, secrets_list
 
 log = logging.getLogger(__name__)
 
@@ -259,14 +260,13 @@ class VeriffVendor(VendorAdapter):
         Veriff signs no timestamp; a replay is absorbed by the dedupe key and the re-fetch. The legacy
         `X-SIGNATURE` (a plain SHA-256 of body + secret, no HMAC) is deliberately not looked at."""
         config = vendor_config(self.name)
-        client = headers.get("x-auth-client", "")
-        signature = headers.get("x-hmac-signature", "").strip().lower()
-        # Latin-1 decoded headers may hold non-ASCII, which compare_digest refuses with a TypeError (a 500).
-        if not client or not client.isascii() or not re.fullmatch(r"[0-9a-f]{64}", signature):
-            raise WebhookRejected("malformed_signature")
-        expected = [hmac.new(s.encode(), body, hashlib.sha256).hexdigest() for s in config.get("webhook_secrets", [])]
-        signed = any([hmac.compare_digest(e, signature) for e in expected])
-        ours = hmac.compare_digest(client.encode(), str(config["api_key"]).encode())
+        client = header(headers, "x-auth-client")
+        signature = hex_sha256(header(headers, "x-hmac-signature"))
+        if not client:
+            raise malformed()
+        # Both are computed before either is looked at: timing does not say which one failed.
+        signed = body_hmac_matches(signature, body=body, secrets=secrets_list(config.get("webhook_secrets")))
+        ours = equal(client, str(config["api_key"]))
         if not (signed and ours):
             raise WebhookRejected("bad_signature")
         try:

@@ -109,7 +109,10 @@ class AttestationCheckApi(APIView):
 
     class Output(serializers.Serializer):
         valid = serializers.BooleanField()
-        reason = serializers.CharField()
+        reason = serializers.CharField(
+            help_text="ok; invalid (anything but a genuine token addressed to you, another provider's included); "
+            "and for your own tokens only: expired, not_yet_valid, nonce_mismatch, revoked."
+        )
         claims = serializers.DictField()
 
         class Meta:

@@ -208,6 +208,22 @@ class Attestation(models.Model):
         return self.jti
 
 
+class CheckCount(models.Model):
+    """How many online checks (SPEC 2.4) one provider made in one clock hour. Deliberately nothing finer: which
+    token was checked when would be a usage trail of a person (attestations/checkcounts.py)."""
+
+    provider = models.ForeignKey(Provider, on_delete=models.CASCADE, related_name="check_counts")
+    hour = models.DateTimeField(help_text="Start of the clock hour (UTC).")
+    count = models.PositiveBigIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["provider", "hour"], name="one_check_count_per_provider_hour")]
+        indexes = [models.Index(fields=["hour"])]
+
+    def __str__(self) -> str:
+        return f"{self.count} checks"
+
+
 class IdempotencyRecord(models.Model):
     """A provider's `Idempotency-Key` and the response it got, sealed (it may hold a verification link)."""
 

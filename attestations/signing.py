@@ -197,14 +197,18 @@ def verify_tree_head(token: str) -> dict:
     )
 
 
-def verify_attestation(token: str, *, now: datetime) -> dict:
-    """Verify signature, type and lifetime against our own published keys; return the payload.
+def verify_attestation(token: str, *, now: datetime, audience: str | None = None) -> dict:
+    """Verify signature, type, audience (when given) and lifetime against our own published keys; return the
+    payload.
 
-    Audience, nonce and revocation are the caller's checks (the check API knows who is asking).
+    The audience is checked before the lifetime, so that whoever is not the audience learns nothing about the token
+    (not even that it expired). Nonce and revocation are the caller's checks.
     """
     payload = _verified_payload(_split(token), typ=TOKEN_TYPE, key_for=_published_key)
     if payload.get("iss") != settings.PUBLIC_URL:
         raise TokenInvalid("wrong_issuer")
+    if audience is not None and payload.get("aud") != audience:
+        raise TokenInvalid("wrong_audience")
     ts = now.timestamp()
     exp, nbf = payload.get("exp"), payload.get("nbf", 0)
     if not isinstance(exp, int | float) or not isinstance(nbf, int | float):

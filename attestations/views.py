@@ -9,9 +9,15 @@ from django.shortcuts import render
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
+from broker.ratelimit import per_client
+
 from . import oauth, policies, signing, statuslist
 from .models import StatusList
 from .services import vct
+
+# One person starts a verification now and then; a client address asking more often is a script. Behind NAT many
+# people share an address, hence well above one person's need. Per provider, see oauth.authorize.
+AUTHORIZE_PER_CLIENT_PER_MINUTE = 30
 
 
 @require_GET
@@ -66,10 +72,23 @@ def health(request):
 
 
 @require_GET
+@per_client("authorize", limit=AUTHORIZE_PER_CLIENT_PER_MINUTE, window=60)
 def authorize(request):
     """SPEC 2.1 redirect flow entry point. Invalid client or redirect URI: shown here, never redirected."""
     try:
         authorized = oauth.authorize(params=request.GET.dict(), now=timezone.now())
+    except oauth.AuthorizeRateLimited as exc:
+        response = render(
+            request,
+            "verification/error.html",
+            {
+                "title": "Too many sign-in attempts",
+                "message": "This service is sending many people here right now. Please wait a moment and try again.",
+            },
+            status=429,
+        )
+        response["Retry-After"] = str(exc.retry_after)
+        return response
     except oauth.AuthorizeError as exc:
         if exc.redirect:
             return HttpResponseRedirect(exc.location)

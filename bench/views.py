@@ -3,7 +3,7 @@
 - `BareApi`: a bare DRF JSON endpoint, as issue 3 asks.
 - `AuthenticatedApi`: the same endpoint behind what every provider endpoint needs (API-key authentication, the
   provider permission and the per-provider rate limit shared across workers), so the bench also shows what the
-  check itself (signature, status bit, audit entry) costs on top of the gate every API call passes.
+  check itself (signature, status bit, hourly counter) costs on top of the gate every API call passes.
 """
 
 from rest_framework.response import Response

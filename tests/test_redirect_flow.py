@@ -207,3 +207,212 @@ def test_declining_consent_returns_access_denied_with_state(acme):
     browser.get(urlsplit(started["Location"]).path)
     browser.post("/verify/consent", {"action": "decline"})
     assert query(browser.get("/verify/continue")["Location"]) == {"error": "access_denied", "state": "xyz-state"}
+
+
+# --- A failed exchange leaves the code to its client (issue 10, item 7) --------------------------------------------
+
+
+def valid_at_check(handle, token) -> bool:
+    return handle.client.post("/api/v1/attestations/check", {"token": token}, format="json").json()["valid"]
+
+
+@pytest.mark.parametrize(
+    "attempt",
+    [
+        {"code_verifier": "wrong" * 10},  # an intercepted code, without the verifier
+        {"code_verifier": None},
+        {"redirect_uri": "https://acme.example/other"},
+    ],
+)
+def test_an_attacker_with_the_code_but_not_what_binds_it_neither_spends_it_nor_gets_it_revoked(
+    acme, signing_key, attempt
+):
+    Provider.objects.filter(pk=acme.provider.pk).update(redirect_uris=[REDIRECT, "https://acme.example/other"])
+    verifier, challenge = pkce_pair()
+    returned = code_for(acme, challenge=challenge)
+    data = {"code": returned["code"], "code_verifier": verifier, **attempt}
+    attacker = exchange(acme.client, **{k: v for k, v in data.items() if v is not None})
+    assert attacker.status_code == 400 and attacker.json()["error"] == "invalid_grant"
+    real = exchange(acme.client, code=returned["code"], code_verifier=verifier)
+    assert real.status_code == 200, real.content
+    assert valid_at_check(acme, real.json()["attestation"])
+
+
+def test_another_client_presenting_the_code_leaves_it_to_its_own_client(acme, globex, signing_key):
+    verifier, challenge = pkce_pair()
+    returned = code_for(acme, challenge=challenge)
+    stolen = exchange(globex.client, code=returned["code"], code_verifier=verifier)
+    assert stolen.status_code == 400 and stolen.json()["error"] == "invalid_grant"
+    real = exchange(acme.client, code=returned["code"], code_verifier=verifier)
+    assert real.status_code == 200 and valid_at_check(acme, real.json()["attestation"])
+
+
+def test_after_redemption_only_a_correct_replay_revokes_a_wrong_one_is_just_refused(acme, signing_key):
+    verifier, challenge = pkce_pair()
+    returned = code_for(acme, challenge=challenge)
+    token = exchange(acme.client, code=returned["code"], code_verifier=verifier).json()["attestation"]
+    guess = exchange(acme.client, code=returned["code"], code_verifier="wrong" * 10)
+    assert guess.status_code == 400 and guess.json()["error"] == "invalid_grant"
+    assert valid_at_check(acme, token)  # someone without the verifier cannot get the person's attestation revoked
+    replay = exchange(acme.client, code=returned["code"], code_verifier=verifier)
+    assert replay.status_code == 400 and "revoked" in replay.json()["error_description"]
+    assert not valid_at_check(acme, token)
+
+
+def test_an_expired_code_is_refused_without_being_spent(acme, signing_key):
+    returned = code_for(acme)
+    AuthorizationCode.objects.update(expires_at=timezone.now() - timedelta(seconds=1))
+    assert exchange(acme.client, code=returned["code"]).status_code == 400
+    assert AuthorizationCode.objects.get().used_at is None
+
+
+@pytest.mark.services  # real concurrency needs PostgreSQL: SQLite serialises the two writers anyway
+def test_two_correct_exchanges_racing_exactly_one_wins(acme, signing_key):
+    import threading
+
+    from django.db import connection
+
+    from attestations import oauth, services
+    from attestations.models import VerificationRequest
+    from tests.attestations.support import FACTS
+
+    # The code of a completed redirect-flow request, minted as the result page does (no journey: no worker here).
+    verifier, challenge = pkce_pair()
+    now = timezone.now()
+    request, _ = services.request_create(provider=acme.provider, claims=["age_over_18"], return_url=REDIRECT, now=now)
+    VerificationRequest.objects.filter(pk=request.pk).update(code_challenge=challenge, flow="redirect")
+    services.request_complete(request=request, subject="person-1", facts=FACTS, verified_month="2026-11", now=now)
+    returned = query(oauth.return_location(request=VerificationRequest.objects.get(pk=request.pk), now=now))
+    barrier, results = threading.Barrier(2), []
+
+    def redeem():
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {acme.api_key}")
+        barrier.wait()
+        try:
+            results.append(exchange(client, code=returned["code"], code_verifier=verifier).status_code)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=redeem) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert sorted(results) == [200, 400]
+    assert AuthorizationCode.objects.get().used_at is not None
+
+
+# --- Anonymous /authorize: limited, and nothing permanent unless someone opens the link (issue 10, item 5) ---------
+
+
+def test_anonymous_authorize_calls_from_one_address_are_limited_with_retry_after(acme):
+    from attestations.views import AUTHORIZE_PER_CLIENT_PER_MINUTE
+
+    script = Client(REMOTE_ADDR="203.0.113.7")
+    for _ in range(AUTHORIZE_PER_CLIENT_PER_MINUTE):
+        assert authorize(script).status_code == 302
+    refused = authorize(script)
+    assert refused.status_code == 429 and 1 <= int(refused["Retry-After"]) <= 60
+    assert "Location" not in refused
+    assert authorize(Client(REMOTE_ADDR="203.0.113.8")).status_code == 302  # someone else is not locked out
+
+
+def test_anonymous_authorize_calls_for_one_provider_are_limited_across_addresses(acme, globex):
+    Provider.objects.filter(pk=acme.provider.pk).update(rate_limit="5/min")
+    for i in range(5):
+        assert authorize(Client(REMOTE_ADDR=f"198.51.100.{i}")).status_code == 302
+    refused = authorize(Client(REMOTE_ADDR="198.51.100.99"))
+    assert refused.status_code == 429 and 1 <= int(refused["Retry-After"]) <= 60
+    assert "Location" not in refused and b"Too many" in refused.content
+    other = authorize(
+        Client(REMOTE_ADDR="198.51.100.99"), client_id="globex", redirect_uri="https://globex.example/back"
+    )
+    assert other.status_code == 302  # globex's own bucket
+
+
+def test_an_authorize_nobody_opened_leaves_no_request_audit_entry_or_webhook_even_after_it_expires(acme):
+    from attestations.models import VerificationRequest
+    from audit.models import AuditEvent
+    from verification import services as verification_services
+    from webhooks.models import WebhookDelivery
+    from webhooks.signing import webhook_secret_create
+
+    # A provider that would hear of every request that ends (no network: a loopback URL is refused anyway).
+    Provider.objects.filter(pk=acme.provider.pk).update(webhook_url="https://127.0.0.1:9/hook")
+    webhook_secret_create(provider=Provider.objects.get(pk=acme.provider.pk), now=timezone.now())
+    audit_before = AuditEvent.objects.count()
+    links = [authorize(Client(REMOTE_ADDR=f"192.0.2.{i}"))["Location"] for i in range(10)]
+    assert len(set(links)) == 10  # ten calls, ten distinct links
+    assert not VerificationRequest.objects.exists()
+    assert AuditEvent.objects.count() == audit_before
+    verification_services.purge_expired(now=timezone.now() + timedelta(days=1))
+    assert not VerificationRequest.objects.exists()
+    assert AuditEvent.objects.count() == audit_before
+    assert not WebhookDelivery.objects.exists()
+    # Opening a link is what makes the request (and its one audit entry), once, however often it is opened.
+    browser = Client()
+    assert browser.get(urlsplit(links[0]).path)["Location"] == "/verify/consent"
+    browser.get(urlsplit(links[0]).path)
+    request = VerificationRequest.objects.get()
+    assert (request.flow, request.state, request.nonce) == ("redirect", "xyz-state", "n-42")
+    created = AuditEvent.objects.filter(event="request.created")
+    assert list(created.values_list("refs__request", flat=True)) == [request.pk]
+
+
+def test_a_link_opened_in_a_second_browser_is_refused_and_makes_no_second_request(acme):
+    from attestations.models import VerificationRequest
+
+    link = urlsplit(authorize(Client())["Location"]).path
+    assert Client().get(link).status_code == 302
+    assert Client().get(link).status_code == 410
+    assert VerificationRequest.objects.count() == 1
+
+
+def test_a_forged_expired_or_tampered_redirect_link_is_refused_without_a_request(acme):
+    from attestations import oauth
+    from attestations.models import VerificationRequest
+
+    link = urlsplit(authorize(Client())["Location"]).path
+    body = link.removeprefix("/verify/")
+    tampered = body[:-6] + ("AAAAAA" if body[-6:] != "AAAAAA" else "BBBBBB")
+    for path in (f"/verify/{tampered}", "/verify/" + "A" * 200, "/verify/" + "x" * 5000):
+        assert Client().get(path).status_code == 404
+    expired = oauth.authorize(
+        params={"response_type": "code", "client_id": "acme", "redirect_uri": REDIRECT, "claims": "age_over_18"},
+        now=timezone.now() - timedelta(days=1),
+    ).link_url
+    assert Client().get(urlsplit(expired).path).status_code == 410
+    Provider.objects.filter(pk=acme.provider.pk).update(allowed_claims=["verified_human"])  # changed since
+    assert Client().get(link).status_code == 404
+    assert not VerificationRequest.objects.exists()
+
+
+@pytest.mark.services  # real concurrency needs PostgreSQL
+def test_two_first_openings_of_one_link_racing_make_one_request(acme):
+    import threading
+
+    from django.db import connection
+
+    from attestations import services
+    from attestations.models import VerificationRequest
+    from audit.models import AuditEvent
+
+    link = urlsplit(authorize(Client())["Location"]).path.removeprefix("/verify/")
+    barrier, found = threading.Barrier(2), []
+
+    def open_it():
+        barrier.wait()
+        try:
+            found.append(services.request_by_link(link, now=timezone.now()).pk)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=open_it) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert len(found) == 2 and found[0] == found[1]
+    assert VerificationRequest.objects.count() == 1
+    assert AuditEvent.objects.filter(event="request.created").count() == 1

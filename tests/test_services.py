@@ -125,40 +125,6 @@ def test_concurrent_sweepers_destroy_each_item_exactly_once(acme, signing_key, n
     assert not any(p.is_file() for p in settings.IDBROKER_EVIDENCE_DIR.rglob("*"))
 
 
-def test_check_audit_entries_are_deferred_through_redis_and_drained_into_the_chain(acme, signing_key, now, settings):
-    import redis as redis_lib
-
-    from audit.models import AuditEvent
-    from audit.services import audit_verify
-    from audit.tasks import PENDING, PROCESSING, _redis, drain_deferred
-
-    _redis.cache_clear()
-    client = redis_lib.Redis.from_url(settings.CELERY_BROKER_URL)
-    client.delete(PENDING, PROCESSING)
-    from datetime import date
-
-    from attestations.policies import StoredFacts
-    from attestations.services import attestation_check, request_complete, request_create
-    from verification.vendors.base import Check
-
-    request, _ = request_create(provider=acme.provider, claims=["age_over_18"], now=now)
-    facts = StoredFacts(date(1990, 1, 1), "FR", "FR", "passport", date(2031, 1, 1), Check.PASS, Check.PASS, Check.PASS)
-    token = request_complete(request=request, subject="s", facts=facts, verified_month="2026-11", now=now)
-    before = AuditEvent.objects.filter(event="attestation.checked").count()
-    for _ in range(3):
-        assert attestation_check(provider=acme.provider, token=token, now=now).valid
-    assert client.llen(PENDING) == 3
-    assert AuditEvent.objects.filter(event="attestation.checked").count() == before  # not yet: off the hot path
-    # A drain that died mid-batch left one entry in PROCESSING: it is written first, not lost.
-    client.lmove(PENDING, PROCESSING, "RIGHT", "LEFT")
-    assert drain_deferred() == 3
-    assert client.llen(PENDING) == 0 and client.llen(PROCESSING) == 0
-    checked = AuditEvent.objects.filter(event="attestation.checked")
-    assert checked.count() == before + 3
-    assert all(set(row.refs) == {"provider", "jti"} for row in checked)
-    assert audit_verify().ok
-
-
 def test_rate_limits_on_the_redis_cache_take_one_pipelined_round_trip(settings):
     from broker import ratelimit
 

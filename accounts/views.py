@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import logging
+import time
 
 from django.http import HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
@@ -22,6 +23,10 @@ from .models import Account
 log = logging.getLogger(__name__)
 ACCOUNT_KEY = "idb_account"
 CHALLENGE_KEY = "idb_webauthn_challenge"
+VERIFIED_AT_KEY = "idb_uv_at"  # when this browser last proved the person with a passkey (user verification)
+# Adding a passkey changes who can open the account: it takes a passkey ceremony this recent (a stolen or
+# forgotten signed-in browser is not enough).
+ADD_PASSKEY_WINDOW_SECONDS = 10 * 60
 
 
 def current_account(request) -> Account | None:
@@ -29,20 +34,27 @@ def current_account(request) -> Account | None:
     return Account.objects.filter(pk=account_id).first() if account_id else None
 
 
-def _subject_for_registration(request) -> str | None:
-    """A signed-in account adds a passkey to itself; otherwise this browser's just-approved verification."""
+def _registration_target(request) -> tuple[str, Account | str] | tuple[None, str]:
+    """Who a new passkey is for: ("add", account) for a signed-in person who proved themselves with a passkey
+    recently; ("create", session id) for the browser that opened the provider's link and holds a just-approved
+    verification no account was made from; else (None, why). A phone that only took photos holds neither."""
     account = current_account(request)
-    if account:
-        return account.subject
+    if account is not None:
+        verified_at = request.session.get(VERIFIED_AT_KEY) or 0
+        if time.time() - verified_at > ADD_PASSKEY_WINDOW_SECONDS:
+            return None, "Sign in again with one of your passkeys, then add the new one."
+        return "add", account
     request_id = request.session.get(SESSION_KEY)
-    if not request_id:
-        return None
-    session = VerificationSession.objects.filter(
-        request_id=request_id,
-        request__status=VerificationRequest.Status.COMPLETED,
-        status=VerificationSession.Status.APPROVED,
-    ).first()
-    return session.subject if session else None
+    session = (
+        VerificationSession.objects.filter(request_id=request_id, request__status=VerificationRequest.Status.COMPLETED)
+        .values_list("pk", flat=True)
+        .first()
+        if request_id
+        else None
+    )
+    if session is None or services.account_claimable(session_id=session) is None:
+        return None, "Verify first, or sign in."
+    return "create", session
 
 
 def _keep_challenge(request, challenge: bytes) -> None:
@@ -59,6 +71,7 @@ def _take_challenge(request) -> bytes:
 def _sign_in(request, account: Account) -> None:
     request.session.cycle_key()  # a new session id at every privilege change
     request.session[ACCOUNT_KEY] = account.pk
+    request.session[VERIFIED_AT_KEY] = int(time.time())  # every ceremony requires user verification
 
 
 def _fail(exc: services.PasskeyError) -> JsonResponse:
@@ -68,9 +81,10 @@ def _fail(exc: services.PasskeyError) -> JsonResponse:
 @require_POST
 @per_client("passkey-register", limit=10, window=60)
 def register_options(request):
-    subject = _subject_for_registration(request)
-    if subject is None:
-        return JsonResponse({"code": "not_allowed", "detail": "Verify first, or sign in."}, status=403)
+    mode, target = _registration_target(request)
+    if mode is None:
+        return JsonResponse({"code": "not_allowed", "detail": target}, status=403)
+    subject = target.subject if mode == "add" else services.account_claimable(session_id=target)
     options, challenge = services.registration_options(subject=subject)
     _keep_challenge(request, challenge)
     return HttpResponse(options, content_type="application/json")  # already JSON (py_webauthn options_to_json)
@@ -79,19 +93,22 @@ def register_options(request):
 @require_POST
 @per_client("passkey-register", limit=10, window=60)
 def register(request):
-    subject = _subject_for_registration(request)
-    if subject is None:
-        return JsonResponse({"code": "not_allowed", "detail": "Verify first, or sign in."}, status=403)
+    mode, target = _registration_target(request)
+    if mode is None:
+        return JsonResponse({"code": "not_allowed", "detail": target}, status=403)
     # Created from the result page: go back there, where the way back to the provider is.
-    after = reverse("account-home") if current_account(request) else reverse("verify-result")
+    after = reverse("account-home") if mode == "add" else reverse("verify-result")
     try:
-        account = services.passkey_register(
-            subject=subject,
-            credential=services.parse_credential(request.body),
-            challenge=_take_challenge(request),
-            label=request.headers.get("X-Passkey-Label", "Passkey"),
-            now=timezone.now(),
-        )
+        ceremony = {
+            "credential": services.parse_credential(request.body),
+            "challenge": _take_challenge(request),
+            "label": request.headers.get("X-Passkey-Label", "Passkey"),
+            "now": timezone.now(),
+        }
+        if mode == "add":
+            account = services.passkey_add(account=target, **ceremony)
+        else:
+            account = services.account_create(session_id=target, **ceremony)
     except services.PasskeyError as exc:
         return _fail(exc)
     _sign_in(request, account)

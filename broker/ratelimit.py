@@ -6,6 +6,7 @@ and registration, photo uploads, phone links (by client address, which is only e
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import time
 from functools import lru_cache, wraps
@@ -53,8 +54,23 @@ def hit(key: str, *, limit: int, window: int) -> tuple[bool, int]:
     return count <= limit, max(1, math.ceil((slot + 1) * window - now))
 
 
+def client_network(address: str) -> str:
+    """What one client is: an IPv4 address, or an IPv6 /64 (one subscriber's prefix: hopping through the
+    2^64 addresses of one's own network must not give fresh buckets). Behind proxies, REMOTE_ADDR is already the
+    client's (broker/proxies.py)."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if ip.version == 6 and ip.ipv4_mapped:
+        return str(ip.ipv4_mapped)
+    if ip.version == 6:
+        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+    return str(ip)
+
+
 def client_key(request) -> str:
-    return keyed_hash("rate-limit-client", request.META.get("REMOTE_ADDR", ""))
+    return keyed_hash("rate-limit-client", client_network(request.META.get("REMOTE_ADDR", "")))
 
 
 def per_client(scope: str, *, limit: int, window: int):

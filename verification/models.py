@@ -63,6 +63,9 @@ class VerificationSession(models.Model):
     vendor_deletion_next_at = models.DateTimeField(null=True, blank=True)
     vendor_deletion_attempts = models.PositiveSmallIntegerField(default=0)
     vendor_deleted_at = models.DateTimeField(null=True, blank=True)
+    # An account may be made from this verification once, by the browser that opened the provider's link (set by
+    # compare-and-swap when the first passkey is registered; never cleared, so a deleted account is not re-made).
+    account_claimed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         indexes = [
@@ -137,10 +140,15 @@ class VendorEvent(models.Model):
 
 
 class Handoff(models.Model):
-    """A one-time link that continues a verification on a phone (SPEC 2.2 step 3): hashed, single use, minutes."""
+    """A one-time link that continues a verification on a phone (SPEC 2.2 step 3): hashed, single use, minutes.
+
+    The browser that opens it may only take photos for this verification. `code` is not a secret: both devices show
+    it (with the provider's name) so that a person who did not start the hand-off can tell.
+    """
 
     session = models.ForeignKey(VerificationSession, on_delete=models.CASCADE, related_name="handoffs")
     token_hash = models.CharField(max_length=64, unique=True)
+    code = models.CharField(max_length=7, blank=True)
     created_at = models.DateTimeField()
     expires_at = models.DateTimeField()
     used_at = models.DateTimeField(null=True, blank=True)

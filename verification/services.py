@@ -11,6 +11,7 @@ import contextlib
 import json
 import logging
 import secrets
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -254,12 +255,21 @@ def session_submit(*, session: VerificationSession, scenario: str | None = None,
         if not _transition(session.pk, S.SUBMITTED, submitted_at=now, retry_hint="", sandbox_scenario=scenario):
             raise SessionError("This verification was already submitted.")
         attestation_services.request_transition(request_id=session.request_id, to=R.PROCESSING, now=now)
+        # A phone's capability ends with the photos: a retry needs a new code shown on the computer.
+        Handoff.objects.filter(session=session).delete()
         transaction.on_commit(lambda: tasks.submit_session.delay(session.pk))
 
 
 # --- Cross-device capture ---------------------------------------------------------------------------------------
+# The phone is a camera, nothing more. The browser that opens a phone link gets a capability to add photos to this
+# one verification while it waits for them: never the journey itself (result, way back to the provider, deletion
+# receipt) and never an account. Whoever phished or replayed a QR code therefore gains nothing but the chance to
+# upload photos, which the person at the computer sees happen.
 
-HANDOFF_TTL = timedelta(minutes=10)
+HANDOFF_TTL = timedelta(minutes=10)  # to open the link
+PHONE_CAPTURE_TTL = timedelta(minutes=30)  # to take the photos once it is open (the abandoned-session deadline)
+# No 0/O, 1/I/L: read aloud or compared at a glance without mistakes.
+CODE_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
 
 
 class HandoffInvalid(BrokerError):
@@ -268,30 +278,58 @@ class HandoffInvalid(BrokerError):
     title = "This phone link cannot be used"
 
 
-def handoff_create(*, session: VerificationSession, now: datetime) -> str:
-    """A fresh single-use link for the phone; earlier unused ones stop working. Returns the URL."""
+@dataclass(frozen=True)
+class HandoffLink:
+    url: str
+    code: str
+
+
+def _handoff_code() -> str:
+    chars = "".join(secrets.choice(CODE_ALPHABET) for _ in range(6))
+    return f"{chars[:3]}-{chars[3:]}"
+
+
+def handoff_create(*, session: VerificationSession, now: datetime) -> HandoffLink:
+    """A fresh single-use link for the phone, and the code both devices show; earlier unopened ones stop working."""
     if session.status != S.STARTED:
         raise SessionError("Photos can no longer be taken for this verification.")
     token = secrets.token_urlsafe(32)
+    code = _handoff_code()
     with transaction.atomic():
         Handoff.objects.filter(session=session, used_at__isnull=True).delete()
         Handoff.objects.create(
             session=session,
             token_hash=crypto.keyed_hash("handoff", token),
+            code=code,
             created_at=now,
             expires_at=now + HANDOFF_TTL,
         )
-    return f"{settings.PUBLIC_URL}/verify/phone/{token}"
+    return HandoffLink(url=f"{settings.PUBLIC_URL}/verify/phone/{token}", code=code)
 
 
-def handoff_use(*, token: str, now: datetime) -> VerificationSession:
-    """The phone opened the link: spend it (compare-and-swap) and hand back the verification to continue."""
+def handoff_use(*, token: str, now: datetime) -> Handoff:
+    """The phone opened the link: spend it (compare-and-swap). The caller keeps the returned handoff's id in the
+    phone's browser session as its capture-only capability."""
     handoff = Handoff.objects.select_related("session").filter(token_hash=crypto.keyed_hash("handoff", token)).first()
     if handoff is None or handoff.expires_at <= now or handoff.session.status != S.STARTED:
         raise HandoffInvalid()
     if not Handoff.objects.filter(pk=handoff.pk, used_at__isnull=True).update(used_at=now):
         raise HandoffInvalid()
-    return handoff.session
+    return handoff
+
+
+def handoff_capture_session(*, handoff_id: int, now: datetime) -> VerificationSession | None:
+    """The verification a phone may still take photos for: its handoff was opened, is not past the capture
+    window, and the verification still waits for photos. Submitting ends every phone's capability."""
+    handoff = Handoff.objects.select_related("session__request__provider").filter(pk=handoff_id).first()
+    if handoff is None or handoff.used_at is None or handoff.used_at + PHONE_CAPTURE_TTL <= now:
+        return None
+    return handoff.session if handoff.session.status == S.STARTED else None
+
+
+def handoff_joined(*, session: VerificationSession) -> Handoff | None:
+    """The phone that joined this verification, if one did (for the computer to show its code)."""
+    return Handoff.objects.filter(session=session, used_at__isnull=False).order_by("-used_at").first()
 
 
 # --- Vendor processing (run by tasks) --------------------------------------------------------------------------

@@ -38,8 +38,10 @@ system-deps:
 
 # VENDOR=persona|onfido|stripe_identity|veriff runs the broker against that vendor's local fake (fakevendors/),
 # started alongside on ports 8101-8104; the default is the built-in dev vendor.
+# `runserver` with no Celery broker also runs the beat schedule in-process (broker/scheduler.py): the evidence
+# sweeper, vendor-deletion polls, webhook retries and tree heads keep their deadlines under `make run` too.
 run: install
-	DEBUG=true $(BIN)/python manage.py migrate --noinput
+	DEBUG=true $(BIN)/python manage.py setup
 	DEBUG=true IDBROKER_PUBLIC_URL=http://$(HOST):$(PORT) $(BIN)/python manage.py load_demo
 	@echo ""
 	@echo "  idbroker demo: open http://$(HOST):$(PORT)/  (admin: DEBUG=true .venv/bin/python manage.py createsuperuser)"
@@ -86,7 +88,7 @@ prod-env:
 run-prod-like: install prod-env
 	@psql -h 127.0.0.1 -U postgres -tc "SELECT 1 FROM pg_database WHERE datname='idbroker'" | grep -q 1 || \
 	  psql -h 127.0.0.1 -U postgres -c "CREATE DATABASE idbroker"
-	set -a && . var/prod.env && set +a && $(BIN)/python manage.py migrate --noinput && \
+	set -a && . var/prod.env && set +a && $(BIN)/python manage.py setup && \
 	  $(BIN)/python manage.py collectstatic --noinput -v0 && $(BIN)/python manage.py load_demo && \
 	  $(BIN)/python manage.py check --deploy --fail-level ERROR && \
 	  { $(BIN)/celery -A broker worker -l info --concurrency 2 & $(BIN)/celery -A broker beat -l info -s var/celerybeat-schedule & \

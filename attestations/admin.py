@@ -1,9 +1,12 @@
 """Operator admin. Secrets never render: API keys show their lookup prefix only, signing keys their public half."""
 
+from django import forms
 from django.contrib import admin, messages
 from django.utils import timezone
 
 from broker.admin import ListActionsOnly, ReadOnlyAdmin
+from broker.validators import validate_operator_url
+from webhooks import egress
 
 from . import services
 from .models import ApiKey, Attestation, JurisdictionPolicy, Provider, SigningKey, VerificationRequest
@@ -44,8 +47,29 @@ class ApiKeyInline(admin.TabularInline):
         return str(obj)
 
 
+class ProviderForm(forms.ModelForm):
+    """The admin checks URLs with the command line's rule (broker/validators.py), not just "is it a URL"."""
+
+    class Meta:
+        model = Provider
+        fields = "__all__"  # noqa: DJ007 - the admin shows every column; readonly_fields guards the fixed ones
+
+    def clean_redirect_uris(self):
+        uris = self.cleaned_data.get("redirect_uris")
+        if not isinstance(uris, list) or not uris or not all(isinstance(u, str) for u in uris):
+            raise forms.ValidationError('A list of URIs, e.g. ["https://app.example/callback"].')
+        return [validate_operator_url(u, what="redirect URI") for u in uris]
+
+    def clean_webhook_url(self):
+        url = self.cleaned_data.get("webhook_url") or ""
+        if url and egress.literal_forbidden(validate_operator_url(url, what="webhook URL")):
+            raise forms.ValidationError("webhook URL points at a private, loopback or link-local address.")
+        return url
+
+
 @admin.register(Provider)
 class ProviderAdmin(admin.ModelAdmin):
+    form = ProviderForm
     list_display = ("name", "client_id", "policy", "vendor", "is_active", "created_at")
     readonly_fields = ("client_id", "created_at")
     inlines = [ApiKeyInline]

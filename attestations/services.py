@@ -16,11 +16,12 @@ from django.db import transaction
 from django.db.models import F
 
 from audit.services import audit_record
-from audit.tasks import audit_defer
 from broker.errors import BrokerError, NotFound
+from broker.validators import validate_operator_url
 from verification import crypto
 
 from . import policies, signing, statuslist
+from .checkcounts import check_count_add
 from .models import ApiKey, Attestation, JurisdictionPolicy, Provider, VerificationRequest, validate_vendor
 
 API_KEY_PREFIX = "idb"
@@ -52,13 +53,11 @@ class LinkExpired(BrokerError):
 
 
 def _validate_redirect_uri(uri: str) -> str:
-    parts = urlsplit(uri)
-    local = parts.hostname in ("127.0.0.1", "localhost", "::1")
-    if parts.scheme not in ("https", "http") or (parts.scheme == "http" and not local) or not parts.netloc:
-        raise BrokerError(f"redirect URI must be https (http only for localhost): {uri}", code="invalid_redirect_uri")
-    if parts.fragment:
-        raise BrokerError("redirect URI must not have a fragment", code="invalid_redirect_uri")
-    return uri
+    # The same rule as the admin's (broker/validators.py): one validator for every door.
+    try:
+        return validate_operator_url(uri, what="redirect URI")
+    except ValidationError as exc:
+        raise BrokerError(exc.messages[0], code="invalid_redirect_uri") from None
 
 
 def _validate_claims(claims: list[str]) -> list[str]:
@@ -158,10 +157,8 @@ def api_key_revoke(*, key: ApiKey, now: datetime) -> None:
 # --- Verification requests -------------------------------------------------------------------------------------
 
 
-def request_create(
-    *, provider: Provider, claims: list[str], nonce: str = "", return_url: str = "", now: datetime
-) -> tuple[VerificationRequest, str]:
-    """Create a request; return it and the user-facing URL (which holds the only copy of the link secret)."""
+def request_validate(*, provider: Provider, claims: list[str], return_url: str = "") -> list[str]:
+    """The claims a request may ask for, cleaned; raises InvalidClaims or InvalidReturnUrl."""
     claims = _validate_claims(claims)
     not_allowed = [c for c in claims if c not in provider.allowed_claims]
     if not_allowed:
@@ -170,7 +167,26 @@ def request_create(
         raise InvalidClaims("no jurisdiction policy is assigned to this provider")
     if return_url and return_url not in provider.redirect_uris:
         raise InvalidReturnUrl()
-    link = secrets.token_urlsafe(32)
+    return claims
+
+
+def request_create(
+    *,
+    provider: Provider,
+    claims: list[str],
+    nonce: str = "",
+    return_url: str = "",
+    now: datetime,
+    link: str | None = None,
+    expires_at: datetime | None = None,
+    redirect: dict | None = None,
+) -> tuple[VerificationRequest, str]:
+    """Create a request; return it and the user-facing URL (which holds the only copy of the link secret).
+
+    The redirect flow passes the `link` it already gave the browser, the ticket's own `expires_at`, and `redirect`
+    (`state`, `code_challenge`): its request is made when that link is first opened (attestations/oauth.py)."""
+    claims = request_validate(provider=provider, claims=claims, return_url=return_url)
+    link = link or secrets.token_urlsafe(32)
     request = VerificationRequest.objects.create(
         provider=provider,
         claims=claims,
@@ -178,16 +194,21 @@ def request_create(
         return_url=return_url or (provider.redirect_uris or [""])[0],
         link_hash=crypto.token_hash(link),
         created_at=now,
-        expires_at=now + settings.IDBROKER_REQUEST_TTL,
+        expires_at=expires_at or now + settings.IDBROKER_REQUEST_TTL,
+        **({"flow": "redirect", **redirect} if redirect is not None else {}),
     )
     audit_record(event="request.created", request=request.id, provider=provider.client_id, now=now)
     return request, f"{settings.PUBLIC_URL}/verify/{link}"
 
 
 def request_by_link(link: str, *, now: datetime) -> VerificationRequest:
+    """The request behind a verification link. A redirect-flow link names no row until its first opening, which
+    makes the request (oauth.request_from_ticket): an /authorize nobody followed leaves nothing behind."""
+    from .oauth import request_from_ticket
+
     request = VerificationRequest.objects.select_related("provider").filter(link_hash=crypto.token_hash(link)).first()
     if request is None:
-        raise LinkInvalid()
+        request = request_from_ticket(link, now=now)  # raises LinkInvalid or LinkExpired
     if request.expires_at <= now and request.status == VerificationRequest.Status.PENDING:
         raise LinkExpired()
     return request
@@ -308,25 +329,34 @@ class CheckResult:
 
 _REGISTERED = ("iss", "vct", "sub", "aud", "iat", "nbf", "exp", "jti", "nonce", "assurance", "status", "cnf")
 
+# What a check may say about a token. Every reason but `invalid` is given only for a genuine token addressed to the
+# caller; anything else (garbage, a forgery, or another provider's token, live, expired or revoked) is `invalid`,
+# so the check API is no oracle for tokens the caller was not given (SPEC 2.4). The detailed reason stays inside.
+INVALID = "invalid"
+OWN_TOKEN_REASONS = frozenset({"expired", "not_yet_valid"})
+
 
 def attestation_check(*, provider: Provider, token: str, now: datetime, nonce: str | None = None) -> CheckResult:
-    """SPEC 2.4 online check. A provider learns nothing about tokens addressed to someone else."""
+    """SPEC 2.4 online check. A provider learns nothing about tokens addressed to someone else.
+
+    1. Count the check for (provider, hour): the only trace a check leaves (attestations/checkcounts.py). Never
+       which token, jti or subject was checked, nor when.
+    2. Signature, issuer, then audience, then lifetime (signing.verify_attestation): another provider's token runs
+       through the same signature check as a forgery with our kid, and is refused with the same answer.
+    3. Nonce, then the status-list bit, for the caller's own tokens only.
+    """
+    check_count_add(provider=provider, now=now)
     try:
-        payload = signing.verify_attestation(token, now=now)
+        payload = signing.verify_attestation(token, now=now, audience=provider.client_id)
     except signing.TokenInvalid as exc:
-        return CheckResult(False, exc.reason)
-    if payload.get("aud") != provider.client_id:
-        return CheckResult(False, "wrong_audience")
+        return CheckResult(False, exc.reason if exc.reason in OWN_TOKEN_REASONS else INVALID)
     if nonce is not None and payload.get("nonce") != nonce:
         return CheckResult(False, "nonce_mismatch")
-    jti = str(payload.get("jti", ""))
-    # Logged (never the token), off the request path: one Redis push instead of a synchronous commit.
-    audit_defer(event="attestation.checked", provider=provider.client_id, jti=jti, now=now)
     reference = (payload.get("status") or {}).get("status_list") or {}
     uri, idx = reference.get("uri", ""), reference.get("idx")
     prefix = f"{settings.PUBLIC_URL}/status-lists/"
     if not (isinstance(idx, int) and isinstance(uri, str) and uri.startswith(prefix) and uri[len(prefix) :].isdigit()):
-        return CheckResult(False, "unknown_token")  # every token we sign carries a status reference
+        return CheckResult(False, INVALID)  # every token we sign carries a status reference
     if statuslist.is_revoked(int(uri[len(prefix) :]), idx):
         return CheckResult(False, "revoked")
     claims = {k: v for k, v in payload.items() if k not in _REGISTERED}

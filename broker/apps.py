@@ -8,6 +8,11 @@ class BrokerConfig(AppConfig):
 
     def ready(self):
         from . import checks  # noqa: F401 - registers the deployment checks
+        from .scheduler import start, wanted
+
+        # `make run` has no Celery beat: the development server runs the beat schedule itself (broker/scheduler.py).
+        if wanted():
+            start()
 
 
 class BrokerAdminConfig(admin_apps.AdminConfig):

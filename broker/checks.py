@@ -1,7 +1,7 @@
 """System checks for deployments (`manage.py check --deploy`)."""
 
 from django.conf import settings
-from django.core.checks import Tags, Warning, register
+from django.core.checks import Error, Tags, Warning, register
 
 
 @register(Tags.security, deploy=True)
@@ -109,4 +109,56 @@ def retention_configured(app_configs, **kwargs):
     return [
         (Error if code.split(".")[1].startswith("E") else Warning)(message, hint=hint, id=code)
         for code, message, hint in retention_problems()
+    ]
+
+
+@register(Tags.security, deploy=True)
+def proxies_counted(app_configs, **kwargs):
+    """Behind a proxy with no trusted hops, every request carries the proxy's address: per-client limits then share
+    one bucket, and one client can lock everyone out (broker/proxies.py)."""
+    if getattr(settings, "SECURE_PROXY_SSL_HEADER", None) and not settings.IDBROKER_TRUSTED_PROXIES:
+        return [
+            Warning(
+                "BEHIND_PROXY is on but IDBROKER_TRUSTED_PROXIES is 0: every client shares the proxy's rate limits.",
+                hint="Set IDBROKER_TRUSTED_PROXIES to the number of proxies that append to X-Forwarded-For.",
+                id="idbroker.W030",
+            )
+        ]
+    return []
+
+
+def _migrations_pending(connection) -> bool:
+    from django.db.migrations.executor import MigrationExecutor
+
+    executor = MigrationExecutor(connection)
+    return bool(executor.migration_plan(executor.loader.graph.leaf_nodes()))
+
+
+@register()
+def signing_key_active(app_configs, databases=None, **kwargs):
+    """No active signing key: every verification would fail at the end, after the person gave their photos
+    (issue 10, item 14). `manage.py setup` creates one. An Error outside DEBUG, a Warning in it.
+
+    Checks run before `migrate` too: on a fresh database, or with migrations still to apply, there is nothing to
+    judge yet and `migrate` must stay runnable, so the check stays silent; likewise when no database answers (an
+    image build running `check --deploy`)."""
+    from django.db import DatabaseError, connection
+
+    from broker.readiness import issuing_problem
+
+    try:
+        if "attestations_signingkey" not in connection.introspection.table_names() or _migrations_pending(connection):
+            return []
+        problem = issuing_problem()
+    except DatabaseError:
+        return []
+    if problem is None:
+        return []
+    level, code = (Warning, "idbroker.W040") if settings.DEBUG else (Error, "idbroker.E040")
+    return [
+        level(
+            "No active signing key: verifications would fail after the person has given their photos.",
+            hint="Run `manage.py setup` (README: Production, first run), or `manage.py create_signing_key`.",
+            id=code,
+        )
     ]

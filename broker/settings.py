@@ -21,7 +21,24 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 # FileAwareEnv also reads NAME_FILE (a path whose content is the value): Docker/Kubernetes secrets.
 env = environ.FileAwareEnv()
 
-DEBUG = env.bool("DEBUG", default=False)
+_TRUE = frozenset({"1", "true", "yes", "on", "y", "t"})
+_FALSE = frozenset({"0", "false", "no", "off", "n", "f"})
+
+
+def env_bool(name: str, *, default: bool) -> bool:
+    """A boolean variable (or NAME_FILE), parsed strictly: django-environ's env.bool reads every unknown word as
+    False, so `IDBROKER_ADMIN_2FA=ture` silently turned the second factor off. An unknown value stops start-up."""
+    raw = env.str(name, default="").strip().lower()
+    if not raw:
+        return default
+    if raw in _TRUE:
+        return True
+    if raw in _FALSE:
+        return False
+    raise ImproperlyConfigured(f"{name} must be true or false (or 1/0, yes/no, on/off); got {raw[:20]!r}.")
+
+
+DEBUG = env_bool("DEBUG", default=False)
 VAR_DIR = Path(env.str("IDBROKER_VAR_DIR", default=str(BASE_DIR / "var")))
 
 
@@ -76,17 +93,20 @@ INSTALLED_APPS = [
     "accounts",
     "auditor",
 ]
-IDBROKER_DEMO = env.bool("IDBROKER_DEMO", default=DEBUG)
+IDBROKER_DEMO = env_bool("IDBROKER_DEMO", default=DEBUG)
 # The admin asks for a TOTP token after the password (django-otp); operators enrol with `admin_totp_enroll`.
-IDBROKER_ADMIN_2FA = env.bool("IDBROKER_ADMIN_2FA", default=not DEBUG)
+IDBROKER_ADMIN_2FA = env_bool("IDBROKER_ADMIN_2FA", default=not DEBUG)
 OTP_TOTP_ISSUER = "idbroker"
 OTP_ADMIN_HIDE_SENSITIVE_DATA = True  # the admin never shows a TOTP device's key
-IDBROKER_BENCH = env.bool("IDBROKER_BENCH", default=False)  # mounts /bench/bare for `make bench` only
+IDBROKER_BENCH = env_bool("IDBROKER_BENCH", default=False)  # mounts /bench/bare for `make bench` only
 if IDBROKER_DEMO:
     INSTALLED_APPS.append("demo_provider")
 
 MIDDLEWARE = [
+    "broker.proxies.TrustedProxyMiddleware",  # first: everything after it sees the client's own address
     "django.middleware.security.SecurityMiddleware",
+    "broker.csp.ContentSecurityPolicyMiddleware",  # every response: our own scripts only (broker/csp.py)
+    "broker.request_guard.RequestGuardMiddleware",  # before anything reads a body: Content-Length and body size
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -95,6 +115,7 @@ MIDDLEWARE = [
     "django_otp.middleware.OTPMiddleware",  # request.user.is_verified(): the admin's second factor
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "broker.http_head.HeadAsGetMiddleware",  # innermost: views answer HEAD as GET, the body is dropped
 ]
 
 ROOT_URLCONF = "broker.urls"
@@ -137,20 +158,26 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = BASE_DIR / "staticfiles"
-WHITENOISE_USE_FINDERS = env.bool("WHITENOISE_USE_FINDERS", default=DEBUG)
+WHITENOISE_USE_FINDERS = env_bool("WHITENOISE_USE_FINDERS", default=DEBUG)
 
 # --- Security headers and cookies -----------------------------------------------------------------------------
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 SESSION_COOKIE_AGE = 60 * 60  # a verification is a short journey; nothing long-lived rides on this cookie
 CSRF_COOKIE_SAMESITE = "Lax"
-SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=not DEBUG)
-SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=not DEBUG)
-CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=not DEBUG)
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", default=not DEBUG)
+SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", default=not DEBUG)
+CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", default=not DEBUG)
 SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0 if DEBUG else 31536000)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = not DEBUG
 SECURE_HSTS_PRELOAD = not DEBUG
-SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env.bool("BEHIND_PROXY", default=False) else None
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("BEHIND_PROXY", default=False) else None
+# How many reverse proxies stand in front of gunicorn; the client's address is taken from the header they append
+# (broker/proxies.py). 0: the header is never read, so a client cannot choose its own rate-limit bucket.
+IDBROKER_TRUSTED_PROXIES = env.int("IDBROKER_TRUSTED_PROXIES", default=0)
+if not 0 <= IDBROKER_TRUSTED_PROXIES <= 5:
+    raise ImproperlyConfigured("IDBROKER_TRUSTED_PROXIES must be between 0 and 5 (the number of proxies in front).")
+IDBROKER_FORWARDED_FOR_HEADER = env.str("IDBROKER_FORWARDED_FOR_HEADER", default="X-Forwarded-For")
 # Not "no-referrer": Chromium then sends `Origin: null` on form POSTs, which CSRF protection rightly refuses.
 # "same-origin" still keeps the verification link (a bearer secret in the path) from leaking to other sites.
 SECURE_REFERRER_POLICY = "same-origin"
@@ -169,6 +196,10 @@ FILE_UPLOAD_HANDLERS = [
     "django.core.files.uploadhandler.TemporaryFileUploadHandler",
 ]
 DATA_UPLOAD_MAX_MEMORY_SIZE = 256 * 1024
+# The capture form is one `photo` and a few fields; every other file part is refused unread (verification/uploads.py)
+# and the whole body is capped at the photo limit plus the form around it (broker/request_guard.py).
+DATA_UPLOAD_MAX_NUMBER_FILES = 1
+DATA_UPLOAD_MAX_NUMBER_FIELDS = 200
 
 # --- Retention (SPEC 3.1, 3.5) ---------------------------------------------------------------------------------
 _MAX_EVIDENCE_MINUTES = 24 * 60
@@ -196,7 +227,7 @@ IDBROKER_VCT = env.str("IDBROKER_VCT", default="")  # empty: <public URL>/vct/at
 IDBROKER_EVIDENCE_DIR = Path(env.str("IDBROKER_EVIDENCE_DIR", default=str(VAR_DIR / "evidence")))
 IDBROKER_VENDOR = env.str("IDBROKER_VENDOR", default="dev")
 # The dev vendor lets the user pick the outcome: anyone could get an attestation. Off unless explicitly allowed.
-IDBROKER_ALLOW_DEV_VENDOR = env.bool("IDBROKER_ALLOW_DEV_VENDOR", default=DEBUG)
+IDBROKER_ALLOW_DEV_VENDOR = env_bool("IDBROKER_ALLOW_DEV_VENDOR", default=DEBUG)
 if IDBROKER_VENDOR == "dev" and not IDBROKER_ALLOW_DEV_VENDOR:
     raise ImproperlyConfigured(
         "IDBROKER_VENDOR is 'dev', which lets users choose their own outcome. Configure a real vendor, or set "
@@ -234,7 +265,7 @@ IDBROKER_VENDORS = {
             "template_id": env.str("PERSONA_TEMPLATE_ID", default=""),
             "version": env.str("PERSONA_VERSION", default="2025-10-27"),
             # Only for a template without a review or decision step: then `completed` is the approval.
-            "completed_is_final": env.bool("PERSONA_COMPLETED_IS_FINAL", default=False),
+            "completed_is_final": env_bool("PERSONA_COMPLETED_IS_FINAL", default=False),
             "webhook_secrets": _secrets_list("PERSONA_WEBHOOK_SECRETS"),
         },
         "onfido": {
@@ -271,10 +302,13 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Without a broker, `runserver` runs this schedule in-process (broker/scheduler.py); off: nothing runs it.
+IDBROKER_EMBEDDED_SCHEDULER = env_bool("IDBROKER_EMBEDDED_SCHEDULER", default=True)
 CELERY_BEAT_SCHEDULE = {
     "purge-expired-evidence": {"task": "verification.tasks.purge_expired", "schedule": 60.0},
     "poll-pending-results": {"task": "verification.tasks.poll_pending", "schedule": 30.0},
     "drain-deferred-audit": {"task": "audit.tasks.drain_deferred", "schedule": 5.0},
+    "flush-check-counts": {"task": "attestations.tasks.flush_check_counts", "schedule": 60.0},
     "deliver-due-webhooks": {"task": "webhooks.tasks.deliver_due", "schedule": 15.0},
     "poll-vendor-deletions": {"task": "verification.tasks.poll_vendor_deletions", "schedule": 300.0},
     "publish-tree-head": {"task": "audit.tasks.publish_tree_head", "schedule": 60.0},
@@ -294,6 +328,11 @@ REST_FRAMEWORK = {
     "UNAUTHENTICATED_USER": None,
 }
 IDBROKER_DEFAULT_RATE_LIMIT = env.str("IDBROKER_DEFAULT_RATE_LIMIT", default="600/min")
+# Outbound webhooks reach public addresses only (webhooks/egress.py); private, loopback and link-local targets
+# (this machine, its network, cloud metadata) only when allowed: development, or a receiver on this machine.
+IDBROKER_WEBHOOK_ALLOW_PRIVATE = env_bool("IDBROKER_WEBHOOK_ALLOW_PRIVATE", default=DEBUG)
+# Origins, beyond ours and the configured vendors' hosted pages, that forms may be submitted (and redirected) to.
+IDBROKER_CSP_FORM_ACTION = env.list("IDBROKER_CSP_FORM_ACTION", default=[])
 SPECTACULAR_SETTINGS = {
     "TITLE": "idbroker provider API",
     "DESCRIPTION": "Ask for a verified fact about a user; receive a minimal signed attestation.",
@@ -309,11 +348,22 @@ LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"json": {"()": "broker.logging.JsonFormatter"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "json"}},
+    "formatters": {
+        "json": {"()": "broker.logging.JsonFormatter"},
+        "server": {"()": "django.utils.log.ServerFormatter", "format": "[{server_time}] {message}", "style": "{"},
+    },
+    "filters": {"mask_secrets": {"()": "broker.logging.MaskSecrets"}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "json"},
+        "server": {"class": "logging.StreamHandler", "formatter": "server", "filters": ["mask_secrets"]},
+    },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
-        "django.server": {"level": "INFO"},
+        # runserver's access lines (`make run`) quote the request line: link secrets, phone tokens, `?code=` and
+        # `state` are masked by the same function as the JSON logs (broker/logging.py). Without its own handler
+        # here the logger kept Django's propagate=False and fell through to Python's last-resort handler, which
+        # printed 4xx and 5xx lines raw.
+        "django.server": {"level": "INFO", "handlers": ["server"], "filters": ["mask_secrets"], "propagate": False},
         "django.request": {"level": "ERROR"},
         # Pillow's debug output quotes image metadata (EXIF text, PNG chunks): evidence. Never below WARNING.
         "PIL": {"level": "WARNING"},

@@ -1,11 +1,12 @@
 from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from attestations import api as attestation_api
 from attestations import views as attestation_views
 from audit import views as audit_views
+from broker.csp import csp_override
 from verification import views as verification_views
 
 api_v1 = [
@@ -31,7 +32,11 @@ urlpatterns = [
     ),
     path(
         "api/docs/",
-        SpectacularSwaggerView.as_view(url_name="api-schema", authentication_classes=[], permission_classes=[]),
+        # The split view serves Swagger UI's start-up script as a file (`?script`), so no inline script is needed;
+        # Swagger UI styles with inline style attributes, hence its own style-src (broker/csp.py).
+        csp_override(style_src=["'self'", "'unsafe-inline'"])(
+            SpectacularSwaggerSplitView.as_view(url_name="api-schema", authentication_classes=[], permission_classes=[])
+        ),
         name="api-docs",
     ),
     path(".well-known/jwks.json", attestation_views.jwks, name="jwks"),
@@ -43,6 +48,9 @@ urlpatterns = [
     path("verify/continue", verification_views.continue_to_provider, name="verify-continue"),
     path("verify/handoff", verification_views.handoff, name="verify-handoff"),
     path("verify/phone/<str:token>", verification_views.phone, name="verify-phone"),
+    path("verify/on-phone/document", verification_views.phone_document, name="verify-phone-document"),
+    path("verify/on-phone/selfie", verification_views.phone_selfie, name="verify-phone-selfie"),
+    path("verify/on-phone/done", verification_views.phone_done, name="verify-phone-done"),
     path("verify/", verification_views.resume, name="verify-resume"),
     path("verify/consent", verification_views.consent, name="verify-consent"),
     path("verify/document", verification_views.document, name="verify-document"),

@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 PRODUCTION = {
     "DEBUG": "false",
@@ -124,3 +126,44 @@ def test_retention_checks_flag_a_configuration_that_breaks_the_promise(settings)
 def test_facts_kept_too_long_are_a_warning_at_start_up():
     result = manage("check", env_extra={"IDBROKER_ALLOW_DEV_VENDOR": "true", "IDBROKER_FACTS_VALIDITY_DAYS": "800"})
     assert "idbroker.W020" in result.stderr + result.stdout
+
+
+# --- Booleans are parsed strictly (issue 10, item 13d) -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("IDBROKER_ADMIN_2FA", "ture"), ("SESSION_COOKIE_SECURE", "flase"), ("DEBUG", "yes please")],
+)
+def test_a_typo_in_a_boolean_stops_start_up_naming_the_variable(name, value):
+    result = manage("check", env_extra={"IDBROKER_ALLOW_DEV_VENDOR": "true", name: value})
+    assert result.returncode != 0
+    assert result.stderr.startswith("Configuration error:")
+    assert f"{name} must be true or false" in result.stderr and repr(value) in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_the_usual_spellings_of_a_boolean_are_accepted():
+    show = "from django.conf import settings as s; print(s.IDBROKER_ADMIN_2FA, s.IDBROKER_WEBHOOK_ALLOW_PRIVATE)"
+    for value, expected in (("TRUE", "True"), ("yes", "True"), ("1", "True"), ("off", "False"), ("0", "False")):
+        result = manage(
+            "shell",
+            "-c",
+            show,
+            env_extra={
+                "IDBROKER_ALLOW_DEV_VENDOR": "on",
+                "IDBROKER_ADMIN_2FA": value,
+                "IDBROKER_WEBHOOK_ALLOW_PRIVATE": value,
+            },
+        )
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.split()[-2:] == [expected, expected], value
+    # Unset or empty: the default (on outside DEBUG for the second factor, off for private webhook targets).
+    result = manage("shell", "-c", show, env_extra={"IDBROKER_ALLOW_DEV_VENDOR": "1", "IDBROKER_ADMIN_2FA": ""})
+    assert result.stdout.split()[-2:] == ["True", "False"], result.stderr
+
+
+def test_every_boolean_setting_goes_through_the_strict_parser():
+    source = (ROOT / "broker" / "settings.py").read_text()
+    assert "env.bool(" not in source  # django-environ's reads any unknown word as False
+    assert source.count("env_bool(") >= 12

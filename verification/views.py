@@ -24,6 +24,8 @@ from attestations.models import Attestation, VerificationRequest
 from attestations.policies import describe_claim
 from broker.errors import BrokerError
 from broker.ratelimit import per_client
+from broker.readiness import issuing_problem
+from broker.request_guard import declared_length, too_large_sentence
 
 from . import services
 from .images import ImageRejected
@@ -31,7 +33,8 @@ from .models import Evidence, VerificationSession
 from .vendors.base import EvidenceKind, UnknownVendor, VendorError, WebhookRejected, get_vendor
 
 log = logging.getLogger(__name__)
-SESSION_KEY = "idb_request"
+SESSION_KEY = "idb_request"  # the journey: only the browser that opened the provider's link holds it
+PHONE_KEY = "idb_phone"  # a phone's capture-only capability: {"handoff": id, "session": id, "code": "ABC-DEF"}
 S = VerificationSession.Status
 MAX_WEBHOOK_BYTES = 256 * 1024
 
@@ -148,15 +151,16 @@ def handoff(request):
     session = _session_of(vr)
     if session is None or session.status != S.STARTED:
         return redirect(_step_url(vr))
-    url = services.handoff_create(session=session, now=timezone.now())
-    qr = segno.make(url, error="m")
+    link = services.handoff_create(session=session, now=timezone.now())
+    qr = segno.make(link.url, error="m")
     return render(
         request,
         "verification/handoff.html",
         {
             "vr": vr,
             "provider": vr.provider,
-            "url": url,
+            "url": link.url,
+            "code": link.code,
             "step": "document",
             "qr_svg": qr.svg_inline(scale=6, dark="#1b1f24", omitsize=False, title="QR code for your phone"),
         },
@@ -166,9 +170,11 @@ def handoff(request):
 @require_GET
 @per_client("link", limit=20, window=60)
 def phone(request, token: str):
-    """Phone: spend the one-time link and join the same verification in this browser."""
+    """Phone: spend the one-time link. This browser may then take the photos for that verification and nothing
+    else: it never holds the journey (SESSION_KEY), so it cannot see the result, continue to the provider, fetch a
+    receipt or make an account, whoever scanned the code."""
     try:
-        session = services.handoff_use(token=token, now=timezone.now())
+        handoff = services.handoff_use(token=token, now=timezone.now())
     except services.HandoffInvalid:
         return _error(
             request,
@@ -178,8 +184,67 @@ def phone(request, token: str):
             "On your computer, choose “Continue on your phone” again to get a new code.",
         )
     request.session.cycle_key()
-    request.session[SESSION_KEY] = session.request_id
-    return redirect(_step_url(session.request))
+    request.session[PHONE_KEY] = {"handoff": handoff.pk, "session": handoff.session_id, "code": handoff.code}
+    return redirect(_phone_step_url(handoff.session))
+
+
+def _phone_step_url(session: VerificationSession | None) -> str:
+    if session is None:
+        return reverse("verify-phone-done")
+    have = set(Evidence.objects.filter(session=session).values_list("kind", flat=True))
+    if EvidenceKind.DOCUMENT_FRONT not in have or session.retry_hint:
+        return reverse("verify-phone-document")
+    return reverse("verify-phone-selfie")
+
+
+def _phone_session(request) -> VerificationSession | None:
+    """The verification this phone may still add photos to, or None (never opened, submitted, or timed out)."""
+    grant = request.session.get(PHONE_KEY)
+    if not isinstance(grant, dict):
+        return None
+    return services.handoff_capture_session(handoff_id=grant.get("handoff"), now=timezone.now())
+
+
+def _phone_capture(request, kind: EvidenceKind, template_step: str):
+    session = _phone_session(request)
+    if request.session.get(PHONE_KEY) is None:
+        return _no_journey(request)
+    target = _phone_step_url(session)
+    if (
+        session is None
+        or (target == reverse("verify-phone-done"))
+        or (kind == EvidenceKind.SELFIE and target != reverse("verify-phone-selfie"))
+    ):
+        return redirect(target)
+    return _capture(request, kind, template_step, vr=session.request, session=session, phone=True)
+
+
+@require_http_methods(["GET", "POST"])
+@per_client("capture", limit=60, window=60)
+def phone_document(request):
+    return _phone_capture(request, EvidenceKind.DOCUMENT_FRONT, "document")
+
+
+@require_http_methods(["GET", "POST"])
+@per_client("capture", limit=60, window=60)
+def phone_selfie(request):
+    return _phone_capture(request, EvidenceKind.SELFIE, "selfie")
+
+
+@require_GET
+def phone_done(request):
+    """The phone's last page: go back to the computer. It says nothing of the outcome."""
+    grant = request.session.get(PHONE_KEY)
+    if not isinstance(grant, dict):
+        return _no_journey(request)
+    if _phone_session(request) is not None:  # photos still to take
+        return redirect(_phone_step_url(_phone_session(request)))
+    session = VerificationSession.objects.select_related("request__provider").filter(pk=grant.get("session")).first()
+    return render(
+        request,
+        "verification/phone_done.html",
+        {"provider": session.request.provider if session else None, "code": grant.get("code", "")},
+    )
 
 
 @require_GET
@@ -194,6 +259,18 @@ def consent(request):
     if vr is None:
         return _no_journey(request)
     now = timezone.now()
+    # Refuse here, before anyone gives a photo, when the verification could not end in an attestation (no signing
+    # key: issue 10, item 14). Declining still works.
+    fresh = vr.status == VerificationRequest.Status.PENDING and not _session_of(vr)
+    problem = fresh and request.POST.get("action") != "decline" and issuing_problem()
+    if problem:
+        log.error("cannot issue: verification not started", extra={"code": problem})
+        return _error(
+            request,
+            503,
+            "Verification is not available right now",
+            "Nothing has been asked of you yet and no photo was taken. Please try again later.",
+        )
     account = _account(request)
     reusable = account is not None and services.facts_current(subject=account.subject, now=now) is not None
     if request.method == "POST" and vr.status == VerificationRequest.Status.PENDING and not _session_of(vr):
@@ -237,21 +314,22 @@ def consent(request):
     )
 
 
-def _capture(request, kind: EvidenceKind, template_step: str):
-    vr = _current(request)
-    if vr is None:
-        return _no_journey(request)
-    session = _session_of(vr)
-    if session is None or session.status != S.STARTED:
-        return redirect(_step_url(vr))
+def _capture(request, kind: EvidenceKind, template_step: str, *, vr=None, session=None, phone: bool = False):
+    """A photo step, for the browser that holds the journey or (`phone`) for a phone holding a capture grant."""
+    if not phone:
+        vr = _current(request)
+        if vr is None:
+            return _no_journey(request)
+        session = _session_of(vr)
+        if session is None or session.status != S.STARTED:
+            return redirect(_step_url(vr))
     now = timezone.now()
     error = None
     status = 200
     if request.method == "POST":
         upload = request.FILES.get("photo")
         if getattr(request, "upload_too_large", False):
-            limit = services.settings.IDBROKER_MAX_UPLOAD_BYTES // (1024 * 1024)
-            error, status = f"This file is larger than {limit} MB. Please choose a smaller photo.", 413
+            error, status = too_large_sentence(), 413
         elif upload is None:
             error, status = "Please take a photo or choose a file.", 400
         else:
@@ -262,15 +340,17 @@ def _capture(request, kind: EvidenceKind, template_step: str):
             except ImageRejected as exc:
                 error, status = exc.detail, 415 if exc.code == "unsupported_type" else 400
             except services.SessionError:
-                return redirect(_step_url(vr))
+                return redirect(_phone_step_url(_phone_session(request)) if phone else _step_url(vr))
             else:
                 if kind == EvidenceKind.DOCUMENT_FRONT:
                     if session.retry_hint:
                         VerificationSession.objects.filter(pk=session.pk).update(retry_hint="")
-                    return redirect(reverse("verify-selfie"))
+                    return redirect(reverse("verify-phone-selfie" if phone else "verify-selfie"))
                 # BrokerError: already submitted (double click) or a photo went missing; the next step says which.
                 with contextlib.suppress(BrokerError):
                     services.session_submit(session=session, scenario=request.POST.get("dev_scenario") or None, now=now)
+                if phone:
+                    return redirect(_phone_step_url(_phone_session(request)))
                 return redirect(_step_url(vr))
     vendor = get_vendor(session.vendor)
     return render(
@@ -285,6 +365,7 @@ def _capture(request, kind: EvidenceKind, template_step: str):
             "retry_message": RETRY_HINTS.get(session.retry_hint) if kind == EvidenceKind.DOCUMENT_FRONT else None,
             "scenarios": vendor.scenarios() if kind == EvidenceKind.SELFIE else {},
             "max_mb": services.settings.IDBROKER_MAX_UPLOAD_BYTES // (1024 * 1024),
+            "phone_code": request.session.get(PHONE_KEY, {}).get("code") if phone else None,
         },
         status=status,
     )
@@ -377,7 +458,11 @@ def status(request):
         services.session_nudge(session=session, now=timezone.now())
         vr.refresh_from_db()
     target = _step_url(vr)
-    return JsonResponse({"state": "waiting" if target == reverse("verify-waiting") else "done", "next": target})
+    body = {"state": "waiting" if target == reverse("verify-waiting") else "done", "next": target}
+    joined = services.handoff_joined(session=session) if session is not None and session.status == S.STARTED else None
+    if joined is not None:  # the computer shows which phone is taking the photos (its code)
+        body["phone"] = {"code": joined.code}
+    return JsonResponse(body)
 
 
 @require_GET
@@ -403,7 +488,10 @@ def result(request):
             "back": back,
             "claims": [describe_claim(c, vr.provider.policy) for c in vr.claims if c in answered],
             "unanswered": [describe_claim(c, vr.provider.policy) for c in vr.claims if c not in answered],
-            "offer_account": outcome == "approved" and not request.session.get("idb_account"),
+            # An account is made once per verification (accounts/services.py); afterwards, signing in is the way.
+            "offer_account": outcome == "approved"
+            and not request.session.get("idb_account")
+            and VerificationSession.objects.filter(request=vr, account_claimed_at__isnull=True).exists(),
             "reused": _session_of(vr) is None,
             "receipt": _destroyed(_session_of(vr)),
             "hosted": bool(_session_of(vr)) and services.vendor_is_hosted(_session_of(vr)),
@@ -418,7 +506,12 @@ def _destruction_entry(session: VerificationSession | None):
 
     if session is None or session.wrapped_data_key or Evidence.objects.filter(session=session).exists():
         return None
-    return AuditEvent.objects.filter(event="evidence.destroyed", refs__session=session.pk).order_by("-seq").first()
+    # Through the audit log's ref index (audit.AuditRef): a lookup, not a scan of every destruction ever logged.
+    return (
+        AuditEvent.objects.filter(event="evidence.destroyed", ref_index__key="session", ref_index__value=session.pk)
+        .order_by("-seq")
+        .first()
+    )
 
 
 def _destroyed(session: VerificationSession | None) -> bool:
@@ -461,7 +554,7 @@ def continue_to_provider(request):
 @require_POST
 def vendor_webhook(request, vendor: str):
     """Inbound vendor webhook: authenticated on the raw body (never `request.POST`), answered fast."""
-    if int(request.META.get("CONTENT_LENGTH") or 0) > MAX_WEBHOOK_BYTES:
+    if declared_length(request) > MAX_WEBHOOK_BYTES:  # a malformed Content-Length is a 400, never int()'s 500
         return JsonResponse({"code": "too_large"}, status=413)
     try:
         outcome = services.webhook_receive(

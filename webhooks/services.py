@@ -27,15 +27,16 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from urllib.parse import urlsplit
 
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import F, Q
 
 from attestations.models import Provider
+from broker.validators import validate_operator_url
 from verification.crypto import DecryptionError
 
-from . import signing
+from . import egress, signing
 from .models import WebhookDelivery, WebhookSecret
 
 log = logging.getLogger(__name__)
@@ -139,7 +140,8 @@ class _NoRedirects(urllib.request.HTTPRedirectHandler):
         return None
 
 
-_opener = urllib.request.build_opener(_NoRedirects)
+# Every connection is to a checked address (egress.py: no private, loopback or link-local targets, no proxy).
+_opener = egress.build_opener(_NoRedirects)
 
 
 def _retry_after(value: str | None) -> timedelta | None:
@@ -178,6 +180,8 @@ def _post(url: str, body: bytes, headers: dict[str, str]) -> AttemptOutcome:
             exc.close()
         return outcome
     except urllib.error.URLError as exc:  # raised while connecting
+        if isinstance(exc.reason, egress.ForbiddenAddress):
+            return AttemptOutcome(None, "forbidden_address")
         error = "timeout" if isinstance(exc.reason, TimeoutError) else "connection_failed"
         return AttemptOutcome(None, error, transient=True)
     except TimeoutError:  # raised while waiting for the answer
@@ -191,11 +195,11 @@ def _post(url: str, body: bytes, headers: dict[str, str]) -> AttemptOutcome:
 def _url_problem(url: str) -> str:
     if not url:
         return "no_endpoint"
-    parts = urlsplit(url)
-    local = parts.hostname in ("127.0.0.1", "localhost", "::1")
-    if parts.scheme == "https" or (parts.scheme == "http" and local):
-        return ""
-    return "insecure_url"
+    try:
+        validate_operator_url(url)  # the admin's rule too; a row stored before that rule existed is caught here
+    except ValidationError:
+        return "insecure_url"
+    return ""
 
 
 def _body(payload: dict) -> str:
@@ -241,8 +245,16 @@ def webhook_deliver(*, delivery_id: str, now: datetime) -> str:
     if problem:
         _finish(row.pk, attempt, D.FAILED, AttemptOutcome(None, problem), now=now)
         return D.FAILED.value
-    # 3. Send, outside any transaction.
+    # 3. Send, outside any transaction. A host resolving to a forbidden address ends the delivery like a
+    # configuration problem: nothing was sent, and it is the operator's to fix, not the endpoint's fault.
     outcome = _post(row.provider.webhook_url, body.encode(), headers)
+    if outcome.error == "forbidden_address":
+        log.warning(
+            "webhook refused",
+            extra={"event": "webhook.refused", "provider": row.provider.client_id, "code": outcome.error},
+        )
+        _finish(row.pk, attempt, D.FAILED, outcome, now=now)
+        return D.FAILED.value
     log.info(
         "webhook attempt",
         extra={

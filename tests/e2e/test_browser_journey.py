@@ -58,11 +58,11 @@ def run_browser_journey(page, base: str, artifacts, tmp_path, *, name: str, flow
 
     page.wait_for_url("**/verify/selfie")
     page.get_by_role("button", name="Use camera").click()
-    page.wait_for_function("document.querySelector('.camera video').videoWidth > 0", timeout=15000)
+    page.wait_for_function("() => document.querySelector('.camera video').videoWidth > 0", timeout=15000)
     page.screenshot(path=artifacts / f"{name}-3-camera.png", full_page=True)
     page.get_by_role("button", name="Take photo").click()
-    page.wait_for_function("document.querySelector('#photo').files.length === 1")
-    assert page.locator("img.preview").is_visible()
+    page.wait_for_function("() => document.querySelector('#photo').files.length === 1")
+    page.locator("img.preview").wait_for(state="visible")  # the blob decodes after the file is set
     page.get_by_label("Outcome").select_option("approved")
     page.screenshot(path=artifacts / f"{name}-4-selfie.png", full_page=True)
     page.get_by_role("button", name="Submit for checking").click()

@@ -76,11 +76,11 @@ def test_create_a_passkey_sign_out_and_sign_in_again(browser, public_url, tmp_pa
         cdp.send("WebAuthn.removeVirtualAuthenticator", {"authenticatorId": authenticator})
         cdp.send("WebAuthn.addVirtualAuthenticator", {"options": VIRTUAL})
         page.get_by_role("button", name="Add another passkey").click()
-        page.wait_for_function(PASSKEY_ROWS + " === 3", timeout=15000)
+        page.wait_for_function("() => " + PASSKEY_ROWS + " === 3", timeout=15000)
         assert Passkey.objects.count() == 2
         page.screenshot(path=artifacts / "passkey-account.png", full_page=True)
         page.get_by_role("button", name="Remove passkey").first.click()
-        page.wait_for_function(PASSKEY_ROWS + " === 2")
+        page.wait_for_function("() => " + PASSKEY_ROWS + " === 2")
         page.get_by_role("button", name="Remove passkey").click()
         assert "only passkey" in page.get_by_role("alert").inner_text()
         assert Passkey.objects.count() == 1
@@ -141,7 +141,7 @@ def test_an_unknown_passkey_cannot_sign_in_and_registration_needs_a_verification
         page.goto(f"{public_url}/account/signin")
         page.get_by_role("button", name="Sign in with a passkey").click()
         status = page.locator("#passkey-status")
-        page.wait_for_function("document.querySelector('#passkey-status').textContent.length > 40", timeout=15000)
+        page.wait_for_function("() => document.querySelector('#passkey-status').textContent.length > 40", timeout=15000)
         assert "not known here" in status.inner_text() or "not allowed" in status.inner_text().lower()
         response = page.request.post(f"{public_url}/account/passkeys/options")
         assert response.status == 403

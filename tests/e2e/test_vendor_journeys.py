@@ -46,9 +46,9 @@ def _capture(page, tmp_path, *, outcome: str | None):
     page.get_by_role("button", name="Continue").click()
     page.wait_for_url("**/verify/selfie")
     page.get_by_role("button", name="Use camera").click()
-    page.wait_for_function("document.querySelector('.camera video').videoWidth > 0", timeout=15000)
+    page.wait_for_function("() => document.querySelector('.camera video').videoWidth > 0", timeout=15000)
     page.get_by_role("button", name="Take photo").click()
-    page.wait_for_function("document.querySelector('#photo').files.length === 1")
+    page.wait_for_function("() => document.querySelector('#photo').files.length === 1")
     if outcome:
         page.get_by_label("Outcome").select_option(outcome)
     page.get_by_role("button", name="Submit for checking").click()

@@ -58,7 +58,7 @@ class ProviderForm(forms.ModelForm):
         uris = self.cleaned_data.get("redirect_uris")
         if not isinstance(uris, list) or not uris or not all(isinstance(u, str) for u in uris):
             raise forms.ValidationError('A list of URIs, e.g. ["https://app.example/callback"].')
-        return [validate_operator_url(u, what="redirect URI") for u in uris]
+        return [validate_operator_url(u, what="redirect URI", ascii_host=True) for u in uris]
 
     def clean_webhook_url(self):
         url = self.cleaned_data.get("webhook_url") or ""

@@ -131,7 +131,10 @@ def authorize(*, params: dict, now: datetime) -> Authorized:
         "e": int((now + settings.IDBROKER_REQUEST_TTL).timestamp()),
         "k": secrets.token_urlsafe(16),  # two identical calls are two requests
     }
-    return Authorized(link_url=f"{settings.PUBLIC_URL}/verify/{_ticket_seal(ticket)}")
+    link = _ticket_seal(ticket)
+    if len(link) > MAX_TICKET_LENGTH:  # a link the broker would refuse to open: say so now, to the provider
+        raise back("invalid_request", "state, nonce and redirect_uri together are too long.")
+    return Authorized(link_url=f"{settings.PUBLIC_URL}/verify/{link}")
 
 
 # A redirect-flow link is a ticket: base64url(HMAC-SHA256 ‖ JSON of the validated request), keyed with the broker's
@@ -140,16 +143,20 @@ def authorize(*, params: dict, now: datetime) -> Authorized:
 # with `link_hash` = hash of the ticket, so a second opening finds that row (and is refused elsewhere than in the
 # first browser), and two racing first openings make one row (unique `link_hash`).
 _TICKET_MAC = 32
+# The longest ticket /verify/ opens (and so /authorize hands out): with UTF-8 JSON that is a 500-character state
+# and a 128-character nonce of any script, beside a redirect URI of ordinary length.
+MAX_TICKET_LENGTH = 4096
 
 
 def _ticket_seal(ticket: dict) -> str:
-    body = json.dumps(ticket, separators=(",", ":"), sort_keys=True).encode()
+    # UTF-8, not \u escapes: a non-ASCII state would otherwise grow sixfold (twelvefold outside the BMP).
+    body = json.dumps(ticket, separators=(",", ":"), sort_keys=True, ensure_ascii=False).encode()
     mac = bytes.fromhex(crypto.keyed_hash("authorize-ticket", body))
     return base64.urlsafe_b64encode(mac + body).rstrip(b"=").decode()
 
 
 def _ticket_open(link: str) -> dict | None:
-    if len(link) > 4096:
+    if len(link) > MAX_TICKET_LENGTH:
         return None
     try:
         raw = base64.urlsafe_b64decode(link + "=" * (-len(link) % 4))

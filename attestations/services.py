@@ -55,7 +55,7 @@ class LinkExpired(BrokerError):
 def _validate_redirect_uri(uri: str) -> str:
     # The same rule as the admin's (broker/validators.py): one validator for every door.
     try:
-        return validate_operator_url(uri, what="redirect URI")
+        return validate_operator_url(uri, what="redirect URI", ascii_host=True)
     except ValidationError as exc:
         raise BrokerError(exc.messages[0], code="invalid_redirect_uri") from None
 

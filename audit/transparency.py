@@ -6,9 +6,9 @@ What the public sees (issue 10): the leaves are the entries' salted *commitments
 (audit/services.py `entry_commitment`), never the entries. A commitment says nothing about its entry (not the
 event, not an id, not the time), so nobody outside the auditors can join two entries about one person, or tell
 an issuance from its use. The person an entry is about gets its opening (the entry and its salt) in a receipt and
-can check, offline, that it is in a tree the broker signed. Tree heads, and so what the public can see of the
-log, change at most once a minute: their timestamps are rounded down to the minute, and entries and proofs are
-served only up to the newest signed head.
+can check, offline, that it is in a tree the broker signed. What the public can see of the log changes only when
+a head is signed (beat: once a minute; `receipt`: at once, for an entry no head covers yet): head timestamps are
+rounded down to the minute, and entries and proofs are served only up to the newest signed head.
 
 `leaf_format` 2 marks heads over commitments (it is in the signed payload); heads signed before issue 10 are over
 the entries themselves (`leaf_format` 1): they are kept and still checked by `tree_heads_verify`, but no proof
@@ -127,7 +127,9 @@ def tree_head_publish(*, now: datetime) -> TreeHead | None:
             return latest
     if latest is None:
         older = TreeHead.objects.filter(leaf_format=1).order_by("-tree_size").first()
-        if older and _rebuilt({1: older.tree_size})[1].root(older.tree_size).hex() != older.root_hash:
+        rebuilt = _rebuilt({1: older.tree_size})[1] if older else None
+        # Entries missing below the old head (a truncated log) contradict it as surely as a changed one.
+        if older and (len(rebuilt) < older.tree_size or rebuilt.root(older.tree_size).hex() != older.root_hash):
             log.error("audit log contradicts its newest tree head: not signing", extra={"code": "audit_tampered"})
             return None
     root = tree(size).root(size).hex()

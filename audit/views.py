@@ -1,7 +1,7 @@
 """Public transparency endpoints: the newest signed tree head, inclusion and consistency proofs, and the leaves'
 commitments, so anyone can rebuild the tree and check our heads. Never an entry, an event name, an id or an entry's
 time (issue 10): everything here is a commitment or derived from commitments, and stops at the newest signed head,
-so what the public sees changes at most once a minute."""
+so what the public sees changes only when a head is signed (audit/transparency.py)."""
 
 from __future__ import annotations
 

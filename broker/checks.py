@@ -134,10 +134,14 @@ def _migrations_pending(connection) -> bool:
     return bool(executor.migration_plan(executor.loader.graph.leaf_nodes()))
 
 
-@register()
+@register(deploy=True)
 def signing_key_active(app_configs, databases=None, **kwargs):
     """No active signing key: every verification would fail at the end, after the person gave their photos
     (issue 10, item 14). `manage.py setup` creates one. An Error outside DEBUG, a Warning in it.
+
+    A deployment check (`check --deploy`, which `setup` runs): an Error among the checks every management command
+    runs first stopped all of them outside DEBUG, `create_signing_key` (the remedy the hint names), `createsuperuser`
+    and `create_provider` included, until a key existed.
 
     Checks run before `migrate` too: on a fresh database, or with migrations still to apply, there is nothing to
     judge yet and `migrate` must stay runnable, so the check stays silent; likewise when no database answers (an

@@ -22,8 +22,10 @@ ALLOWED_FIELDS = ("event", "session", "vr", "provider", "vendor", "status_code",
 VERIFY_STEPS = "consent|document|selfie|waiting|status|result|hosted|return|receipt|continue|handoff|on-phone"
 LINK_SECRET = re.compile(rf"/verify/(?:phone/)?(?!(?:{VERIFY_STEPS})(?:[/?#\s\"']|$))[^/?#\s\"']+")
 # Every query value: `code`, `state`, `nonce`, `code_verifier`, `redirect_uri` (which may carry the provider's own
-# state) and whatever a client adds. The names stay, so a log still says what kind of request it was.
-QUERY_VALUE = re.compile(r"([?&][^=&#\s\"']*=)[^&#\s\"']+")
+# state) and whatever a client adds. The names stay, so a log still says what kind of request it was. A name stops
+# at the next `?` too: otherwise a line of 60,000 `?` (runserver reads request lines that long) took the regex
+# quadratic time, half a minute of CPU per logged request.
+QUERY_VALUE = re.compile(r"([?&][^=&?#\s\"']*=)[^&#\s\"']+")
 
 
 def mask_secrets(text: str) -> str:

@@ -33,9 +33,14 @@ def _redis():
     return redis.Redis.from_url(location[0] if isinstance(location, list | tuple) else location)
 
 
+def clock() -> float:
+    """Seconds since the epoch; its own function so tests can keep a run inside one window (tests/conftest.py)."""
+    return time.time()
+
+
 def hit(key: str, *, limit: int, window: int) -> tuple[bool, int]:
     """Count one request against `key`; return (allowed, seconds until the window resets)."""
-    now = time.time()
+    now = clock()
     slot = int(now // window)
     cache_key = f"ratelimit:{key}:{window}:{slot}"
     client = _redis()

@@ -110,6 +110,11 @@ class Scheduler:
         return max(0.0, min(e.next_due for e in self.entries) - self.clock())
 
     def run_forever(self, stop: threading.Event, *, max_sleep: float = 1.0) -> None:
+        # Started from an AppConfig.ready(): the tasks import models of apps that may not be ready yet.
+        from django.apps import apps
+
+        while not apps.ready and not stop.wait(0.05):
+            pass
         while not stop.is_set():
             self.run_pending()
             stop.wait(min(self.seconds_until_next(), max_sleep))

@@ -307,7 +307,6 @@ IDBROKER_EMBEDDED_SCHEDULER = env_bool("IDBROKER_EMBEDDED_SCHEDULER", default=Tr
 CELERY_BEAT_SCHEDULE = {
     "purge-expired-evidence": {"task": "verification.tasks.purge_expired", "schedule": 60.0},
     "poll-pending-results": {"task": "verification.tasks.poll_pending", "schedule": 30.0},
-    "drain-deferred-audit": {"task": "audit.tasks.drain_deferred", "schedule": 5.0},
     "flush-check-counts": {"task": "attestations.tasks.flush_check_counts", "schedule": 60.0},
     "deliver-due-webhooks": {"task": "webhooks.tasks.deliver_due", "schedule": 15.0},
     "poll-vendor-deletions": {"task": "verification.tasks.poll_vendor_deletions", "schedule": 300.0},

@@ -89,6 +89,20 @@ def fresh_caches():
     forget_leaves()
 
 
+@pytest.fixture(autouse=True)
+def rate_limit_windows_start_with_the_test(monkeypatch):
+    """Fixed-window limits count per clock window: a test that makes its 11th call just after a minute turned over
+    would see a fresh budget (one run in a hundred or so). Each test's rate-limit clock starts one second into an hour,
+    so every window up to an hour lasts the whole test. Real time still flows, so Retry-After stays meaningful."""
+    import time
+
+    from broker import ratelimit
+
+    start = time.time()
+    shift = (start // 3600 + 1) * 3600 + 1 - start
+    monkeypatch.setattr(ratelimit, "clock", lambda: time.time() + shift)
+
+
 @pytest.fixture
 def task_calls():
     """Every task invocation (eager mode runs them in-process) as (name, args, kwargs)."""
@@ -281,6 +295,21 @@ def wait_for_worker_idle(timeout: float = 20.0) -> None:
             return
         time.sleep(0.2)
     pytest.fail("the Celery worker did not become idle")
+
+
+@pytest.fixture(autouse=True)
+def worker_idle_before_teardown(request):
+    """Services tests: before the database is emptied, let the Celery worker finish what the test enqueued. A task
+    still inserting rows while the teardown's TRUNCATE takes its table locks deadlocked now and then."""
+    if "services" not in request.keywords or not os.environ.get("CELERY_BROKER_URL"):
+        yield
+        return
+    request.getfixturevalue("transactional_db")  # set up first, so this teardown runs before its flush
+    yield
+    from broker.celery import app
+
+    if app.control.ping(timeout=0.5):  # a worker runs (session-scoped, started by an earlier test)
+        wait_for_worker_idle()
 
 
 class FakeVendors(dict):

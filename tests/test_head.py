@@ -73,3 +73,34 @@ def test_head_is_not_a_way_around_a_method_a_view_refuses(acme):
     # Only GET is mapped; POST-only endpoints still refuse HEAD as they refuse GET.
     assert Client().get("/api/v1/token").status_code == Client().head("/api/v1/token").status_code
     assert Client().head("/verify/status").status_code == Client().get("/verify/status").status_code
+
+
+def test_a_head_from_a_link_preview_spends_no_verification_link_and_no_phone_link(acme, signing_key):
+    # Link previews, mail scanners and prefetchers probe with HEAD; answered as a GET it would open the one-time
+    # link first and the person would then be told "already used".
+    from tests import journey
+    from verification.models import Handoff
+
+    trip = journey.start(acme, ["age_over_18"])
+    assert Client().head(trip.link_path).status_code == 405
+    journey.open_and_consent(trip)  # the person's own click still opens it
+
+    page = trip.browser.get("/verify/handoff").content.decode()
+    start = page.index("/verify/phone/")
+    phone_path = page[start : page.index("<", start)].strip()
+    handoffs = Handoff.objects.count()
+    assert trip.browser.head("/verify/handoff").status_code == 405
+    assert Handoff.objects.count() == handoffs  # no phone link minted by a HEAD either
+    assert Client().head(phone_path).status_code == 405
+    assert Client().get(phone_path).status_code == 302  # not spent by the HEAD
+
+
+def test_a_head_mints_no_code_and_starts_no_request(acme, signing_key):
+    from attestations.models import AuthorizationCode, VerificationRequest
+
+    before = VerificationRequest.objects.count()
+    probe = Client().head("/authorize?response_type=code&client_id=acme&redirect_uri=https://acme.example/return")
+    assert probe.status_code == 405 and probe["Allow"] == "GET"
+    assert VerificationRequest.objects.count() == before
+    assert Client().head("/verify/continue").status_code == 405
+    assert not AuthorizationCode.objects.exists()

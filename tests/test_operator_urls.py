@@ -18,7 +18,12 @@ BAD = [
     ("https://acme.example/return#frag", "must not have a fragment"),
     ("https://user:pw@acme.example/return", "must not contain a user name or password"),
     ("https://acme.example/re turn", "must not contain spaces"),
+    # A browser reads "\\" as "/": this host is evil.example there, "evil.example\\.acme.example" here.
+    ("https://evil.example\\.acme.example/return", "must not contain backslashes"),
     ("https:///return", "must be https"),
+    # Labels the resolver cannot take: every webhook attempt raised UnicodeError.
+    ("https://" + "a" * 64 + ".acme.example/return", "cannot be looked up"),
+    ("https://acme..example/return", "cannot be looked up"),
     ("ftp://acme.example/return", "must be https"),
 ]
 
@@ -48,7 +53,8 @@ def test_the_admin_refuses_a_redirect_uri_the_command_line_refuses(admin_client,
     acme.provider.refresh_from_db()
     assert acme.provider.redirect_uris == ["https://acme.example/return"]
     with pytest.raises(CommandError, match=reason.replace("(", r"\(").replace(")", r"\)")):
-        call_command("create_provider", name="X", redirect_uris=[uri], claims="age_over_18")
+        # As typed on a shell (a list passed by keyword reaches argparse as its repr, refused whatever it holds).
+        call_command("create_provider", "--redirect-uri", uri, name="X", claims="age_over_18")
     assert not Provider.objects.filter(name="X").exists()
 
 
@@ -87,3 +93,13 @@ def test_the_admin_refuses_a_webhook_url_at_a_private_address_unless_allowed(adm
         assert response.status_code == 200 and response.context["adminform"].form.errors["webhook_url"], url
     settings.IDBROKER_WEBHOOK_ALLOW_PRIVATE = True
     assert _change(admin_client, acme.provider, webhook_url="http://127.0.0.1:9000/h").status_code == 302
+
+
+def test_a_redirect_uri_spells_its_host_in_ascii(admin_client, acme):
+    # Django's redirect percent-encodes a Unicode host into one no browser resolves; the xn-- form works.
+    with pytest.raises(CommandError, match="xn--bcher-kva.example"):
+        call_command("create_provider", "--redirect-uri", "https://bücher.example/r", name="B", claims="age_over_18")
+    page = _change(admin_client, acme.provider, redirect_uris=json.dumps(["https://bücher.example/r"]))
+    assert "xn--bcher-kva.example" in str(page.context["adminform"].form.errors["redirect_uris"])
+    call_command("create_provider", "--redirect-uri", "https://xn--bcher-kva.example/r", name="B", claims="age_over_18")
+    assert Provider.objects.filter(name="B").exists()

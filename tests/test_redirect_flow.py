@@ -388,6 +388,28 @@ def test_a_forged_expired_or_tampered_redirect_link_is_refused_without_a_request
     assert not VerificationRequest.objects.exists()
 
 
+def test_any_link_authorize_hands_out_opens_and_one_too_long_is_an_error_for_the_provider(acme):
+    """A valid /authorize with a long non-ASCII state used to get a link the broker then refused to open (404
+    "not valid"): its \\u-escaped ticket outgrew the opening limit. The longest state and nonce now open; a request
+    that would still outgrow it goes back to the provider as invalid_request, with its state."""
+    from attestations.models import VerificationRequest
+
+    state, nonce = "\U0001f600" * 500, "\u00e9" * 128  # the longest kept (500, 128), four and two bytes each
+    started = authorize(Client(), state=state, nonce=nonce)
+    assert started.status_code == 302 and started["Location"].startswith("http://testserver/verify/")
+    browser = Client()
+    assert browser.get(urlsplit(started["Location"]).path)["Location"] == "/verify/consent"
+    request = VerificationRequest.objects.get()
+    assert (request.state, request.nonce) == (state, nonce)
+
+    long_uri = REDIRECT + "?" + "a" * 3000
+    Provider.objects.filter(pk=acme.provider.pk).update(redirect_uris=[REDIRECT, long_uri])
+    refused = authorize(Client(), redirect_uri=long_uri, state=state)
+    assert refused.status_code == 302 and refused["Location"].startswith(long_uri)
+    assert query(refused["Location"])["error"] == "invalid_request"
+    assert query(refused["Location"])["state"] == state
+
+
 @pytest.mark.services  # real concurrency needs PostgreSQL
 def test_two_first_openings_of_one_link_racing_make_one_request(acme):
     import threading

@@ -81,6 +81,16 @@ def test_the_json_logs_and_the_access_log_share_one_masking_function():
     assert mask_secrets("/verify/on-phone/selfie") == "/verify/on-phone/selfie"
 
 
+def test_masking_a_hostile_request_line_takes_linear_time():
+    # runserver logs request lines up to 64 KiB; a line of `?` made the query-value regex backtrack quadratically
+    # (about 10 s for this one, 25 s at the limit), on every logged request.
+    line = "GET /?" + "?" * 40000 + "&a?b=secret HTTP/1.1"
+    started = time.perf_counter()
+    masked = mask_secrets(line)
+    assert time.perf_counter() - started < 1.0
+    assert "secret" not in masked and masked.endswith("b=[masked] HTTP/1.1")
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

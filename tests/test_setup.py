@@ -26,13 +26,13 @@ COUNT = (
 
 def test_a_fresh_install_migrates_is_told_it_cannot_issue_and_setup_fixes_it(tmp_path):
     env = {"IDBROKER_ALLOW_DEV_VENDOR": "true", "IDBROKER_VAR_DIR": str(tmp_path)}
-    fresh = manage("check", env_extra=env)  # no tables yet: nothing to judge, and migrate must stay runnable
+    fresh = manage("check", "--deploy", env_extra=env)  # no tables yet: nothing to judge
     assert fresh.returncode == 0 and "idbroker.E040" not in fresh.stderr + fresh.stdout, fresh.stderr
 
     migrated = manage("migrate", "--noinput", env_extra=env)
     assert migrated.returncode == 0, migrated.stderr
 
-    refused = manage("check", env_extra=env)
+    refused = manage("check", "--deploy", env_extra=env)
     assert refused.returncode != 0
     assert "idbroker.E040" in refused.stderr and "No active signing key" in refused.stderr
     assert "manage.py setup" in refused.stderr
@@ -45,8 +45,19 @@ def test_a_fresh_install_migrates_is_told_it_cannot_issue_and_setup_fixes_it(tmp
     counts = manage("shell", "-c", COUNT, env_extra=env)
     assert counts.stdout.split()[-3:] == ["1", "1", "1"], counts.stderr
 
-    fixed = manage("check", env_extra=env)
+    fixed = manage("check", "--deploy", env_extra=env)
     assert fixed.returncode == 0 and "idbroker.E040" not in fixed.stderr + fixed.stdout
+
+
+def test_without_a_key_the_commands_that_make_one_still_run_outside_debug(tmp_path):
+    # The missing key was an Error among the checks every command runs first: `create_signing_key`, the remedy
+    # the check's hint names, refused to run with it (as did createsuperuser and create_provider).
+    env = {"IDBROKER_ALLOW_DEV_VENDOR": "true", "IDBROKER_VAR_DIR": str(tmp_path)}
+    assert manage("migrate", "--noinput", env_extra=env).returncode == 0
+    created = manage("create_signing_key", env_extra=env)
+    assert created.returncode == 0, created.stderr
+    counts = manage("shell", "-c", COUNT, env_extra=env)
+    assert counts.stdout.split()[-3:][0] == "1", counts.stderr
 
 
 def test_setup_on_an_empty_database_does_everything_in_one_go(tmp_path):
@@ -60,7 +71,7 @@ def test_setup_on_an_empty_database_does_everything_in_one_go(tmp_path):
 def test_in_debug_a_missing_key_is_a_warning_that_does_not_stop_the_server(tmp_path):
     env = {"DEBUG": "true", "IDBROKER_VAR_DIR": str(tmp_path)}
     assert manage("migrate", "--noinput", env_extra=env).returncode == 0
-    result = manage("check", env_extra=env)
+    result = manage("check", "--deploy", env_extra=env)
     assert result.returncode == 0
     assert "idbroker.W040" in result.stderr + result.stdout
 

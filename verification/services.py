@@ -315,7 +315,16 @@ def handoff_use(*, token: str, now: datetime) -> Handoff:
         raise HandoffInvalid()
     if not Handoff.objects.filter(pk=handoff.pk, used_at__isnull=True).update(used_at=now):
         raise HandoffInvalid()
+    # One phone at a time, the one the computer names (handoff_joined): a phone that joined earlier (perhaps whoever
+    # phished the first QR code, which is why the person showed a new one) loses its grant.
+    Handoff.objects.filter(session_id=handoff.session_id, used_at__isnull=False).exclude(pk=handoff.pk).delete()
     return handoff
+
+
+def handoff_end(*, session: VerificationSession) -> None:
+    """The computer took a photo itself ("take the photos on this computer instead"): every phone's grant ends, so
+    a phone the person did not recognise cannot replace the photos before they are submitted."""
+    Handoff.objects.filter(session=session).delete()
 
 
 def handoff_capture_session(*, handoff_id: int, now: datetime) -> VerificationSession | None:

@@ -342,6 +342,8 @@ def _capture(request, kind: EvidenceKind, template_step: str, *, vr=None, sessio
             except services.SessionError:
                 return redirect(_phone_step_url(_phone_session(request)) if phone else _step_url(vr))
             else:
+                if not phone:
+                    services.handoff_end(session=session)
                 if kind == EvidenceKind.DOCUMENT_FRONT:
                     if session.retry_hint:
                         VerificationSession.objects.filter(pk=session.pk).update(retry_hint="")

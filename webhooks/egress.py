@@ -59,6 +59,26 @@ def literal_forbidden(url: str) -> bool:
         return False  # a name, not an address
 
 
+def ascii_url(url: str) -> str:
+    """`url` as http.client can send it: an internationalised host in its IDNA (ASCII) form, and any other
+    non-ASCII character percent-encoded as UTF-8. http.client writes the request line as ASCII and the Host header
+    as Latin-1, so "https://пример.example/" or ".../hook/é" raised UnicodeEncodeError (not an OSError) on every
+    attempt, past the delivery's error handling. The validator has already checked that the host has an IDNA form
+    (broker/validators.py)."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    from django.utils.encoding import iri_to_uri
+
+    if url.isascii():
+        return url
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if not host.isascii():
+        netloc = host.encode("idna").decode("ascii") + (f":{parts.port}" if parts.port is not None else "")
+        parts = parts._replace(netloc=netloc)
+    return iri_to_uri(urlunsplit(parts))
+
+
 def resolve(host: str, port: int) -> list[tuple]:
     """getaddrinfo for a TCP connection; its own function so tests can answer for a name without real DNS."""
     return socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)

@@ -166,7 +166,7 @@ def _classify(code: int, retry_after: timedelta | None = None) -> AttemptOutcome
 def _post(url: str, body: bytes, headers: dict[str, str]) -> AttemptOutcome:
     """One POST with a timeout. Only the status code is looked at; the response body is never read."""
     request = urllib.request.Request(  # noqa: S310 - the scheme is checked by _url_problem before we get here
-        url,
+        egress.ascii_url(url),
         data=body,
         method="POST",
         headers={**headers, "Content-Type": "application/json", "User-Agent": USER_AGENT},

@@ -155,3 +155,17 @@ def test_with_redis_a_check_is_one_counter_increment_flushed_into_the_table_once
     # Two hours on, the hour is settled: copied once more, then its hash is gone.
     checkcounts.check_counts_flush(now=now + timedelta(hours=2))
     assert not redis_counts.exists(key) and counts(acme) == {hour: 4}
+
+
+def test_no_path_is_left_that_writes_a_per_token_check_entry(settings, now):
+    """The deferred `attestation.checked` path (a Redis list drained into the log every 5 s) outlived the change to
+    counters: the event was still accepted and beat still drained the list. Both are gone (SPEC 2.4)."""
+    import audit.tasks
+    from audit.services import audit_record
+
+    with pytest.raises(ValueError, match="unknown audit event"):
+        audit_record(event="attestation.checked", provider="acme", jti="jti-1", now=now)
+    assert AuditEvent.objects.count() == 0
+    scheduled = {entry["task"] for entry in settings.CELERY_BEAT_SCHEDULE.values()}
+    assert "audit.tasks.drain_deferred" not in scheduled
+    assert not hasattr(audit.tasks, "audit_defer") and not hasattr(audit.tasks, "drain_deferred")

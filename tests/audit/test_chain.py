@@ -29,7 +29,7 @@ def log(db, now):
         ("provider.created", {"provider": "acme"}),
         ("request.created", {"request": "vr_one", "provider": "acme"}),
         ("attestation.issued", {"request": "vr_one", "provider": "acme", "jti": "jti-one"}),
-        ("attestation.checked", {"provider": "acme", "jti": "jti-one"}),
+        ("attestation.shared", {"request": "vr_one", "provider": "acme"}),
         ("attestation.revoked", {"provider": "acme", "jti": "jti-one"}),
     ]
     return [audit_record(event=e, now=start + timedelta(minutes=i), **refs) for i, (e, refs) in enumerate(entries)]
@@ -119,7 +119,7 @@ def test_editing_a_rows_refs_by_sql_is_detected_at_that_row(log):
 
 @pytest.mark.parametrize(
     ("column", "value"),
-    [("event", "attestation.checked"), ("at", "2020-01-01 00:00:00"), ("prev_hash", "f" * 64), ("hash", "e" * 64)],
+    [("event", "attestation.shared"), ("at", "2020-01-01 00:00:00"), ("prev_hash", "f" * 64), ("hash", "e" * 64)],
 )
 def test_editing_any_column_is_detected(log, column, value):
     assert sql(f"UPDATE audit_auditevent SET {column} = %s WHERE seq = 2", [value]) == 1  # noqa: S608

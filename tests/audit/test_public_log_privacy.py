@@ -129,10 +129,10 @@ def _words(text: str) -> list[str]:
 
 
 def test_identical_entries_get_unrelated_commitments(signing_key, now):
-    first = audit_record(event="attestation.checked", provider="acme", jti="jti_same", now=now)
-    second = audit_record(event="attestation.checked", provider="acme", jti="jti_same", now=now)
+    first = audit_record(event="attestation.revoked", provider="acme", jti="jti_same", now=now)
+    second = audit_record(event="attestation.revoked", provider="acme", jti="jti_same", now=now)
     assert first.salt != second.salt and len(bytes.fromhex(first.salt)) == 32
-    body = entry_body(1, "attestation.checked", {"provider": "acme", "jti": "jti_same"}, now.replace(microsecond=0))
+    body = entry_body(1, "attestation.revoked", {"provider": "acme", "jti": "jti_same"}, now.replace(microsecond=0))
     assert entry_commitment(first.salt, body) != entry_commitment(second.salt, body)
 
 
@@ -324,3 +324,18 @@ def test_the_migration_salts_and_indexes_old_entries_and_old_heads_keep_verifyin
     _v1_head(7, now)
     assert TreeHead.objects.filter(tree_size=7).count() == 2 and tree_heads_verify().ok
     assert audit_verify().ok  # the hash chain does not cover salts: unchanged by the migration
+
+
+def test_a_log_truncated_below_its_last_old_head_signs_nothing_and_raises_nothing(client, signing_key, now, caplog):
+    """The first head over commitments checks the newest head over entries first. When entries below that head
+    were deleted, the check itself used to crash (a Merkle root asked beyond the rebuilt tree), so the receipt page
+    answered 500 and beat's task died, instead of refusing to sign and raising the `audit_tampered` alarm."""
+    for i in range(5):
+        audit_record(event="request.created", request=f"vr_old_{i}", provider="acme", now=now)
+    _v1_head(6, now)
+    AuditEvent.objects.filter(seq__gte=5).delete()  # an insider truncates the log below the published head
+    forget_leaves()
+
+    assert tree_head_publish(now=now) is None
+    assert tree_head_latest() is None
+    assert any(getattr(r, "code", "") == "audit_tampered" for r in caplog.records)

@@ -132,6 +132,77 @@ def test_a_phone_cannot_add_photos_after_they_were_submitted_or_after_its_window
     assert not VerificationSession.objects.get().evidence.exists()
 
 
+def test_a_phone_grant_ends_with_the_photos_even_when_a_retry_reopens_the_verification(acme):
+    """A retry sends the verification back to "take photos": the phone that took the first ones (or whoever held
+    the QR code) must not be able to take the new ones; the person at the computer gets a fresh code."""
+    trip = desktop_at_document(acme)
+    phone = Client()
+    phone.get(phone_path(trip.browser.get("/verify/handoff")))
+    phone_takes_the_photos(phone, scenario="retry")
+    assert trip.browser.get("/verify/status").json()["next"] == "/verify/document"  # the vendor asked for a retake
+    session = VerificationSession.objects.get()
+    assert session.status == VerificationSession.Status.STARTED and session.retry_hint
+
+    assert phone.get("/verify/on-phone/document")["Location"] == "/verify/on-phone/done"
+    late = phone.post(
+        "/verify/on-phone/document",
+        {"photo": journey.SimpleUploadedFile("id.png", images.document_png(), "image/png")},
+    )
+    assert late.status_code == 302 and late["Location"] == "/verify/on-phone/done"
+    assert not session.evidence.exists()
+    assert "phone" not in trip.browser.get("/verify/status").json()  # no phone is taking photos now
+    again = Client()
+    assert again.get(phone_path(trip.browser.get("/verify/handoff")))["Location"] == "/verify/on-phone/document"
+
+
+def _document_from(browser, path="/verify/on-phone/document"):
+    return browser.post(path, {"photo": journey.SimpleUploadedFile("id.png", images.document_png(), "image/png")})
+
+
+def test_only_the_phone_the_computer_names_can_take_photos(acme):
+    """The attack: someone opens a phished QR code first; the person sees a code that is not their phone's, shows a
+    new code and scans it with their own phone. The computer now names the person's phone, so the first phone must
+    have lost its grant: it used to keep uploading (and could replace the person's photos) unseen."""
+    trip = desktop_at_document(acme)
+    attacker = Client()
+    attacker.get(phone_path(trip.browser.get("/verify/handoff")))
+    attacker_code = trip.browser.get("/verify/status").json()["phone"]["code"]
+
+    page = trip.browser.get("/verify/handoff")
+    own = Client()
+    own.get(phone_path(page))
+    assert trip.browser.get("/verify/status").json()["phone"] == {"code": shown_code(page)} != attacker_code
+
+    refused = _document_from(attacker)
+    assert refused.status_code == 302 and refused["Location"] == "/verify/on-phone/done"
+    assert not VerificationSession.objects.get().evidence.exists()
+    phone_takes_the_photos(own)
+    assert b"You're verified" in trip.browser.get("/verify/result").content
+
+
+def test_taking_the_photos_on_the_computer_instead_ends_every_phone_grant(acme):
+    """The hand-off page says: not your phone? Take the photos on this computer instead. Doing so must cut that
+    phone off, or it could still replace the photos until they are submitted."""
+    trip = desktop_at_document(acme)
+    stranger = Client()
+    stranger.get(phone_path(trip.browser.get("/verify/handoff")))
+    assert "phone" in trip.browser.get("/verify/status").json()
+
+    assert _document_from(trip.browser, "/verify/document")["Location"] == "/verify/selfie"
+    assert "phone" not in trip.browser.get("/verify/status").json()
+    assert stranger.get("/verify/on-phone/document")["Location"] == "/verify/on-phone/done"
+    assert _document_from(stranger)["Location"] == "/verify/on-phone/done"
+    stored = VerificationSession.objects.get().evidence.get()
+    assert (
+        stranger.post(
+            "/verify/on-phone/selfie",
+            {"photo": journey.SimpleUploadedFile("me.jpg", images.selfie_jpeg(), "image/jpeg")},
+        )["Location"]
+        == "/verify/on-phone/done"
+    )
+    assert list(VerificationSession.objects.get().evidence.all()) == [stored]  # the computer's photo, alone
+
+
 def test_an_account_is_made_once_per_verification_by_the_browser_that_opened_the_link(acme, signing_key):
     trip, _ = journey.complete(acme, ["age_over_18"])
     assert b"Create a passkey" in trip.browser.get("/verify/result").content

@@ -227,3 +227,33 @@ def test_tls_is_checked_against_the_name_while_the_socket_goes_to_the_checked_ad
     with pytest.raises(urllib.error.URLError, match="CERTIFICATE_VERIFY_FAILED"):
         trusting.open(wrong, timeout=5)
     assert len(receiver.requests) == 1
+
+
+def test_an_internationalised_webhook_host_is_looked_up_by_its_ascii_name(hooked, receiver, strict, internet):
+    # http.client sends the Host header as Latin-1: a Cyrillic host name raised UnicodeEncodeError on every attempt
+    # (under eager tasks, in the request of the person whose verification produced the event).
+    internet.answers["xn--e1afmkfd.example"] = [PUBLIC]
+    delivery = _hook(hooked.provider, "https://пример.example/idbroker")
+    delivery.refresh_from_db()
+    assert internet.lookups == ["xn--e1afmkfd.example"] and internet.connects == [(PUBLIC, 443)]
+    assert delivery.status == WebhookDelivery.Status.PENDING and delivery.last_error == "connection_failed"
+
+
+@pytest.mark.parametrize("host", ["a" * 64 + ".acme.example", "hooks..acme.example"])
+def test_a_webhook_host_with_an_empty_or_over_long_label_fails_the_delivery_cleanly(
+    hooked, receiver, strict, internet, host
+):
+    # Stored before the admin refused it (an update, as an old row): the resolver's UnicodeError escaped _post.
+    delivery = _hook(hooked.provider, f"https://{host}/idbroker")
+    delivery.refresh_from_db()
+    assert internet.lookups == [] and internet.connects == []
+    assert delivery.status == WebhookDelivery.Status.FAILED and delivery.last_error == "insecure_url"
+
+
+def test_a_webhook_path_with_non_ascii_characters_is_sent_percent_encoded(hooked, receiver, settings):
+    # The admin's URL field takes "…/é"; http.client writes the request line as ASCII and raised on every attempt.
+    url = receiver.url + "/é?tenant=ü"
+    delivery = _hook(hooked.provider, url)
+    delivery.refresh_from_db()
+    assert delivery.status == WebhookDelivery.Status.DELIVERED, delivery.last_error
+    assert receiver.requests[-1].path == "/hooks/idbroker/%C3%A9?tenant=%C3%BC"

@@ -223,7 +223,7 @@ def share_revoke(*, account: Account, attestation_id: int, now: datetime) -> boo
     attestation = shares_of(account).filter(pk=attestation_id).first()
     if attestation is None:
         raise PasskeyError("No such share.")
-    return attestation_revoke(attestation=attestation, now=now)
+    return attestation_revoke(attestation=attestation, now=now, by_person=True)
 
 
 def account_export(*, account: Account, now: datetime) -> dict:
@@ -291,7 +291,7 @@ def account_delete_everything(*, account: Account, now: datetime) -> dict:
     ):
         counts["facts"] += facts_destroy(record_id=record_id, now=now)
     for attestation in shares_of(account).filter(revoked_at__isnull=True):
-        counts["attestations"] += attestation_revoke(attestation=attestation, now=now)
+        counts["attestations"] += attestation_revoke(attestation=attestation, now=now, by_person=True)
     audit_record(event="account.deleted", account=account.pk, now=now)
     account.delete()
     return counts

@@ -364,15 +364,26 @@ def attestation_check(*, provider: Provider, token: str, now: datetime, nonce: s
 
 
 @transaction.atomic  # the revocation and its provider webhook (webhooks app) commit together
-def attestation_revoke(*, attestation: Attestation, now: datetime) -> bool:
-    """Operator revocation. Status-list publication of the bit comes with issue 3; the check API sees it now."""
+def attestation_revoke(*, attestation: Attestation, now: datetime, by_person: bool = False) -> bool:
+    """Revoke one attestation: its status bit, the check API at once, the provider's webhook.
+
+    `by_person`: the person revoked it (one share, or "delete everything", which revokes every share at the same
+    instant). Each provider's `attestation.revoked` notice then leaves at its own random time within
+    IDBROKER_REVOCATION_NOTICE_JITTER, carrying that time: otherwise providers comparing notices to the second could
+    tell that their users are one person."""
     from webhooks.services import webhook_attestation_revoked
 
     if Attestation.objects.filter(pk=attestation.pk, revoked_at__isnull=True).update(revoked_at=now):
         if attestation.status_list_id:
             statuslist.forget_revocations(attestation.status_list_id)
         audit_record(event="attestation.revoked", provider=attestation.provider.client_id, jti=attestation.jti, now=now)
-        webhook_attestation_revoked(provider=attestation.provider, jti=attestation.jti, now=now)
+        jitter = settings.IDBROKER_REVOCATION_NOTICE_JITTER.total_seconds() if by_person else 0
+        webhook_attestation_revoked(
+            provider=attestation.provider,
+            jti=attestation.jti,
+            now=now,
+            deliver_at=now + timedelta(seconds=secrets.SystemRandom().uniform(0, jitter)) if jitter else None,
+        )
         return True
     return False
 

@@ -221,6 +221,9 @@ IDBROKER_ATTESTATION_MAX_TTL = timedelta(days=30)
 IDBROKER_AGE_THRESHOLDS = tuple(sorted(env.list("IDBROKER_AGE_THRESHOLDS", cast=int, default=[13, 16, 18, 21, 25])))
 IDBROKER_STATUS_LIST_SIZE = env.int("IDBROKER_STATUS_LIST_SIZE", default=1 << 20)  # bits; a multiple of 8
 IDBROKER_STATUS_LIST_TTL_SECONDS = env.int("IDBROKER_STATUS_LIST_TTL_SECONDS", default=300)
+# A person's own revocations (one share, "delete everything") reach each provider's webhook at an independent random
+# time within this window, so providers cannot join their users by comparing notice times (attestations/services.py).
+IDBROKER_REVOCATION_NOTICE_JITTER = timedelta(minutes=env.int("IDBROKER_REVOCATION_NOTICE_JITTER_MINUTES", default=60))
 IDBROKER_VCT = env.str("IDBROKER_VCT", default="")  # empty: <public URL>/vct/attestation/v1
 
 # --- Evidence storage and vendors (SPEC 5) ---------------------------------------------------------------------

@@ -76,9 +76,16 @@ def _iso(moment: datetime) -> str:
 
 
 def webhook_enqueue(
-    *, provider: Provider, event_type: str, object_id: str, status: str, now: datetime
+    *,
+    provider: Provider,
+    event_type: str,
+    object_id: str,
+    status: str,
+    now: datetime,
+    deliver_at: datetime | None = None,
 ) -> WebhookDelivery | None:
-    """Record one event for the provider's endpoint, in the caller's transaction; send it once that commits.
+    """Record one event for the provider's endpoint, in the caller's transaction; send it once that commits, or at
+    `deliver_at` (then the event's timestamp is that time too, so the body does not tell when it really happened).
 
     Takes an id and a status word, not a dict, so a fact cannot be handed to a provider by mistake. A no-op when the
     provider has no webhook URL or no signing secret.
@@ -93,17 +100,19 @@ def webhook_enqueue(
     if secret is None:
         return None
     disabled = secret["disabled_at"] is not None
+    when = max(deliver_at or now, now)
+    later = when > now  # picked up by the deliver_due beat task once due
     delivery = WebhookDelivery.objects.create(
         provider=provider,
         event_type=event_type,
-        payload={"type": event_type, "timestamp": _iso(now), "data": {"id": object_id, "status": status}},
+        payload={"type": event_type, "timestamp": _iso(when), "data": {"id": object_id, "status": status}},
         status=D.FAILED if disabled else D.PENDING,
         last_error="disabled" if disabled else "",
-        next_attempt_at=None if disabled else now,
-        dispatched_at=None if disabled else now,
+        next_attempt_at=None if disabled else when,
+        dispatched_at=None if disabled or later else now,
         created_at=now,
     )
-    if not disabled:
+    if not disabled and not later:
         transaction.on_commit(lambda: tasks.deliver.delay(delivery.pk))
     return delivery
 
@@ -118,8 +127,17 @@ def webhook_request_finished(*, request_id: str, status: str, now: datetime, pro
         )
 
 
-def webhook_attestation_revoked(*, provider: Provider, jti: str, now: datetime) -> None:
-    webhook_enqueue(provider=provider, event_type="attestation.revoked", object_id=jti, status="revoked", now=now)
+def webhook_attestation_revoked(
+    *, provider: Provider, jti: str, now: datetime, deliver_at: datetime | None = None
+) -> None:
+    webhook_enqueue(
+        provider=provider,
+        event_type="attestation.revoked",
+        object_id=jti,
+        status="revoked",
+        now=now,
+        deliver_at=deliver_at,
+    )
 
 
 # --- Delivering --------------------------------------------------------------------------------------------------
@@ -224,9 +242,10 @@ def webhook_deliver(*, delivery_id: str, now: datetime) -> str:
     secret = WebhookSecret.objects.filter(provider_id=row.provider_id).first()
     if secret is None or secret.disabled_at is not None:
         return "disabled"  # stays pending; it goes out if the endpoint is re-enabled
-    # 1. Claim: exactly one worker turns a due row into an attempt in flight. A first attempt is always due, so a
-    # worker whose clock runs behind the one that recorded the event does not leave it waiting for beat.
-    due = Q(attempts=0) | Q(next_attempt_at__lte=now)
+    # 1. Claim: exactly one worker turns a due row into an attempt in flight. A first attempt that was dispatched is
+    # due, so a worker whose clock runs behind the one that recorded the event does not leave it waiting for beat;
+    # one held back on purpose (`deliver_at`) is not dispatched until beat finds it due.
+    due = Q(attempts=0, dispatched_at__isnull=False) | Q(next_attempt_at__lte=now)
     if not WebhookDelivery.objects.filter(due, pk=row.pk, status=D.PENDING, attempts=row.attempts).update(
         attempts=row.attempts + 1, next_attempt_at=now + CLAIM_LEASE, dispatched_at=None, last_attempt_at=now
     ):

@@ -331,3 +331,48 @@ def test_the_secret_is_sealed_at_rest(hooked, receiver):
     assert secret.startswith("whsec_") and len(base64.b64decode(secret.removeprefix("whsec_"))) == 32
     raw = bytes(row.sealed) + bytes(row.wrapped_key)
     assert secret.encode() not in raw and base64.b64decode(secret.removeprefix("whsec_")) not in raw
+
+
+def test_a_persons_revocations_reach_each_provider_at_its_own_random_time(hooked, globex, receiver, signing_key):
+    """The attack: "delete everything" revoked a person's shares at one instant, and each provider's
+    `attestation.revoked` arrived within the same second with that instant as its timestamp, so two providers
+    comparing notices could tell their users were one person."""
+    from accounts.models import Account
+    from accounts.services import account_delete_everything
+    from attestations import services as attestation_services
+    from verification.models import VerificationSession
+    from webhooks.signing import webhook_secret_create
+
+    Provider.objects.filter(pk=globex.provider.pk).update(webhook_url=receiver.url)
+    globex.provider.refresh_from_db()
+    receiver.secrets.append(webhook_secret_create(provider=globex.provider, now=timezone.now()))
+    journey.complete(hooked, ["age_over_18"])
+    subject = VerificationSession.objects.get().subject
+    request, _ = attestation_services.request_create(
+        provider=globex.provider, claims=["age_over_18"], now=timezone.now()
+    )
+    verification_services.request_answer_from_facts(request=request, subject=subject, now=timezone.now())
+    account = Account.objects.create(subject=subject, created_at=timezone.now())
+    before = len(receiver.requests)
+
+    now = timezone.now()
+    account_delete_everything(account=account, now=now)
+    notices = list(WebhookDelivery.objects.filter(event_type="attestation.revoked"))
+    assert len(notices) == 2 and len(receiver.requests) == before  # nothing sent at the moment of deletion
+    times = [n.next_attempt_at for n in notices]
+    assert all(now <= t <= now + timedelta(minutes=60) for t in times) and times[0] != times[1]
+    assert [n.payload["timestamp"] for n in notices] == [services._iso(t) for t in times]  # not the deletion time
+    # Not even a stray first-attempt call sends one early.
+    assert {services.webhook_deliver(delivery_id=n.pk, now=now) for n in notices} == {"not_claimed"}
+    for notice in notices:
+        services.webhook_deliver(delivery_id=notice.pk, now=notice.next_attempt_at)
+    arrived = [r.payload for r in receiver.requests[before:]]
+    assert sorted(p["type"] for p in arrived) == ["attestation.revoked"] * 2
+    assert {p["timestamp"] for p in arrived} == {n.payload["timestamp"] for n in notices}
+
+
+def test_an_operators_or_providers_revocation_is_announced_at_once(hooked, receiver, signing_key):
+    _, final = journey.complete(hooked, ["age_over_18"])
+    jti = json.loads(base64.urlsafe_b64decode(final["attestation"].split(".")[1] + "=="))["jti"]
+    hooked.client.post("/api/v1/attestations/revoke", {"jti": jti}, format="json")
+    assert receiver.requests[-1].payload["type"] == "attestation.revoked"

@@ -1,7 +1,8 @@
 """The one home for predicate evaluation (SPEC 4): what a fact means for a claim, on a given day.
 
-A predicate that needs a fact the vendor did not return is never asserted true: it is stated as false, like any
-other false predicate, and nothing in the token says why (SPEC 4: "nothing else explains why").
+A predicate that needs a fact the vendor did not return is not answered at all: `evaluate` leaves it out of the
+token, so an unknown is stated neither as a yes nor as a false "no" about the person. A predicate whose facts are
+known and say no is stated as false, and nothing in the token says why (SPEC 4: "nothing else explains why").
 """
 
 from __future__ import annotations

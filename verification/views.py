@@ -64,7 +64,9 @@ def _current(request) -> VerificationRequest | None:
 
 
 def _account(request):
-    from accounts.views import current_account  # accounts builds on verification, not the other way round
+    # Imported here: accounts.views imports this module (SESSION_KEY), so a top-level import would be a cycle.
+    # The layering that removes it (accounts above verification, the session key in one leaf) is issue 11.
+    from accounts.views import current_account
 
     return current_account(request)
 

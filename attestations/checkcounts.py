@@ -22,6 +22,8 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.db.models.functions import Greatest
 
+from broker import caches
+
 from .models import CheckCount, Provider
 
 PREFIX = "idbroker:checks:"
@@ -37,6 +39,9 @@ def _redis():
     import redis
 
     return redis.Redis.from_url(url)
+
+
+caches.register("redis.check_counts_client", _redis.cache_clear)
 
 
 def hour_of(now: datetime) -> datetime:

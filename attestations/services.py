@@ -16,6 +16,7 @@ from django.db import transaction
 from django.db.models import F
 
 from audit.services import audit_record
+from broker import caches
 from broker.errors import BrokerError, NotFound
 from broker.validators import validate_operator_url
 from verification import crypto
@@ -123,6 +124,14 @@ def api_key_create(*, provider: Provider, label: str = "", now: datetime) -> str
 API_KEY_CACHE_SECONDS = 30
 _api_key_cache: TTLCache = TTLCache(maxsize=4096, ttl=API_KEY_CACHE_SECONDS)
 _api_key_cache_lock = threading.Lock()
+
+
+def _forget_api_keys() -> None:
+    with _api_key_cache_lock:
+        _api_key_cache.clear()
+
+
+caches.register("attestations.api_keys", _forget_api_keys)
 
 
 def api_key_authenticate(raw: str) -> tuple[Provider, ApiKey] | None:

@@ -20,6 +20,7 @@ from joserfc.errors import BadSignatureError, JoseError
 from joserfc.jwk import ECKey, OKPKey
 
 from audit.services import audit_record
+from broker import caches
 from verification import crypto
 
 from .models import Attestation, SigningKey
@@ -107,6 +108,7 @@ def _public_key(row: SigningKey):
 
 
 _key_cache: TTLCache = TTLCache(maxsize=64, ttl=60)
+caches.register("attestations.published_keys", _key_cache.clear)
 
 
 def _published_key(kid: str, alg: str) -> SigningKey | None:

@@ -22,6 +22,8 @@ from cachetools import TTLCache
 from django.conf import settings
 from django.db import IntegrityError, transaction
 
+from broker import caches
+
 from . import signing
 from .models import Attestation, StatusList
 
@@ -50,6 +52,14 @@ def bit(packed: bytes, idx: int) -> int:
 REVOKED_CACHE_SECONDS = 2
 _revoked_cache: TTLCache = TTLCache(maxsize=256, ttl=REVOKED_CACHE_SECONDS)
 _revoked_lock = threading.Lock()
+
+
+def _forget_revocations() -> None:
+    with _revoked_lock:
+        _revoked_cache.clear()
+
+
+caches.register("attestations.revocations", _forget_revocations)
 
 
 def is_revoked(status_list_id: int, idx: int) -> bool:

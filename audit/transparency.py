@@ -30,6 +30,8 @@ from datetime import datetime
 from django.conf import settings
 from django.db import IntegrityError
 
+from broker import caches
+
 from . import merkle
 from .models import AuditEvent, TreeHead
 from .services import entry_body, entry_commitment
@@ -90,6 +92,9 @@ def forget_leaves() -> None:
     global _tree
     with _lock:
         _tree = merkle.Tree()
+
+
+caches.register("audit.merkle_tree", forget_leaves)
 
 
 class LogGap(Exception):

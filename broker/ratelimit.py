@@ -15,6 +15,7 @@ from django.conf import settings
 from django.core.cache import cache
 from django.http import JsonResponse
 
+from broker import caches
 from verification.crypto import keyed_hash
 
 REDIS_CACHE = "django.core.cache.backends.redis.RedisCache"
@@ -31,6 +32,9 @@ def _redis():
 
     location = conf["LOCATION"]
     return redis.Redis.from_url(location[0] if isinstance(location, list | tuple) else location)
+
+
+caches.register("redis.rate_limit_client", _redis.cache_clear)
 
 
 def clock() -> float:

@@ -74,19 +74,10 @@ def fresh_caches():
     """
     from django.core.cache import cache
 
-    from attestations import services, signing, statuslist
+    from broker import caches
 
     cache.clear()
-    with services._api_key_cache_lock:
-        services._api_key_cache.clear()
-    with statuslist._revoked_lock:
-        statuslist._revoked_cache.clear()
-    signing._key_cache.clear()
-    from audit.transparency import forget_leaves
-    from verification.vendors import breaker
-
-    breaker.reset_all()
-    forget_leaves()
+    caches.clear_all()  # every per-process cache registers itself (broker/caches.py)
 
 
 @pytest.fixture(autouse=True)

@@ -16,6 +16,8 @@ from typing import TypeVar
 import pybreaker
 from django.conf import settings
 
+from broker import caches
+
 from .base import VendorError
 
 T = TypeVar("T")
@@ -85,3 +87,6 @@ def reset_all() -> None:
         for breaker in _breakers.values():
             breaker.close()
         _breakers.clear()
+
+
+caches.register("vendors.breakers", reset_all)

@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import date, datetime
-
-import pycountry
+from datetime import datetime
 
 from .base import (
     CaptureMode,
@@ -35,6 +33,7 @@ from .base import (
     vendor_config,
 )
 from .http import VendorHttp, json_object
+from .normalize import country_alpha2, iso_date
 from .signatures import body_hmac_matches, header, hex_sha256, secrets_list
 
 # Onfido requires first_name and last_name on an applicant and has no free-form reference field (v3.6 applicant
@@ -60,24 +59,6 @@ DOCUMENT_TYPES = {
 }
 FILE_EXTENSIONS = {"image/jpeg": "jpg", "image/png": "png"}  # what both /documents and /live_photos accept
 _OBJECT_ID = re.compile(r"[A-Za-z0-9-]{1,64}")  # Onfido ids are UUIDs; anything else never reaches a URL path
-
-
-def alpha2(code: object) -> str | None:
-    """ISO 3166-1 alpha-3 (what Onfido returns) → alpha-2; None for anything unknown rather than a guess."""
-    if not isinstance(code, str) or not re.fullmatch(r"[A-Za-z]{3}", code):
-        return None
-    try:
-        country = pycountry.countries.get(alpha_3=code.upper())
-    except (KeyError, LookupError):
-        return None
-    return country.alpha_2 if country else None
-
-
-def _date(value: object) -> date | None:
-    try:
-        return date.fromisoformat(value) if isinstance(value, str) else None
-    except ValueError:
-        return None
 
 
 def _mapping(report: dict, key: str) -> dict:
@@ -121,11 +102,11 @@ def _outcome(document: dict, facial: dict) -> Outcome:
 def _facts(properties: dict) -> Facts:
     """Only the facts the broker keeps (SPEC 3.5); names, numbers, MRZ lines and addresses are never read."""
     return Facts(
-        date_of_birth=_date(properties.get("date_of_birth")),
-        nationality=alpha2(properties.get("nationality")),
-        issuing_country=alpha2(properties.get("issuing_country")),
+        date_of_birth=iso_date(properties.get("date_of_birth")),
+        nationality=country_alpha2(properties.get("nationality")),
+        issuing_country=country_alpha2(properties.get("issuing_country")),
         document_type=DOCUMENT_TYPES.get(properties.get("document_type"), "other"),
-        document_expiry=_date(properties.get("date_of_expiry")),
+        document_expiry=iso_date(properties.get("date_of_expiry")),
     )
 
 

@@ -17,10 +17,8 @@ import json
 import logging
 import re
 import secrets
-from datetime import date, datetime
+from datetime import datetime
 from urllib.parse import quote, urlencode, urlsplit
-
-import pycountry
 
 from .base import (
     CaptureMode,
@@ -37,6 +35,7 @@ from .base import (
     vendor_config,
 )
 from .http import VendorHttp, json_object
+from .normalize import country_alpha2, iso_date
 from .signatures import header, secrets_list, verify_timestamped
 
 log = logging.getLogger(__name__)
@@ -63,28 +62,6 @@ SELFIE = "verification/selfie"
 AUTHENTICITY_CHECKS = ("id_tamper_detection", "id_fabrication_detection", "id_electronic_replica_detection")
 LIVENESS_CHECKS = ("selfie_liveness_detection",)
 FACE_MATCH_CHECKS = ("selfie_id_comparison", "id_selfie_comparison")
-
-
-def _country(value: object) -> str | None:
-    """ISO 3166-1 alpha-2, from alpha-2 or alpha-3; None for anything that is not a real code (never a guess)."""
-    if not isinstance(value, str) or not value.isascii():
-        return None
-    code = value.strip().upper()
-    country = None
-    if len(code) == 2:
-        country = pycountry.countries.get(alpha_2=code)
-    elif len(code) == 3:
-        country = pycountry.countries.get(alpha_3=code)
-    return country.alpha_2 if country else None
-
-
-def _date(value: object) -> date | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        return date.fromisoformat(value[:10])
-    except ValueError:
-        return None
 
 
 def _timestamp(value: object) -> datetime | None:
@@ -235,14 +212,16 @@ class PersonaVendor(VendorAdapter):
         # A US driving licence came back with null nationality and country-code in a real sandbox payload; the
         # issuing country was only in the country the user selected in the flow (vendors.md §1, Result fields).
         # That is the document's issuer, so it may stand in for the issuing country, never for nationality.
-        issuing = _country(document.get("country-code")) or _country(_field(fields, "selected-country-code"))
+        issuing = country_alpha2(document.get("country-code")) or country_alpha2(
+            _field(fields, "selected-country-code")
+        )
         id_class = document.get("id-class")
         return Facts(
-            date_of_birth=_date(document.get("birthdate")),
-            nationality=_country(document.get("nationality")),
+            date_of_birth=iso_date(document.get("birthdate")),
+            nationality=country_alpha2(document.get("nationality")),
             issuing_country=issuing,
             document_type=ID_CLASSES.get(id_class.lower(), "other") if isinstance(id_class, str) else "other",
-            document_expiry=_date(document.get("expiration-date")),
+            document_expiry=iso_date(document.get("expiration-date")),
         )
 
     # --- deletion ------------------------------------------------------------------------------------------------

@@ -27,8 +27,6 @@ import re
 import uuid
 from datetime import UTC, date, datetime
 
-import pycountry
-
 from .base import (
     CaptureMode,
     Check,
@@ -45,6 +43,7 @@ from .base import (
     vendor_config,
 )
 from .http import VendorHttp, json_object
+from .normalize import country_alpha2, plausible_date
 from .signatures import header, secrets_list, verify_timestamped
 
 log = logging.getLogger(__name__)
@@ -88,17 +87,6 @@ DECLINED_CODES = frozenset(
 )
 
 
-def _country(code: object) -> str | None:
-    """ISO 3166-1 alpha-2, or None. Stripe sends alpha-2 already; anything else is converted or dropped."""
-    if not isinstance(code, str):
-        return None
-    code = code.strip().upper()
-    country = pycountry.countries.get(alpha_2=code) if len(code) == 2 else None
-    if country is None and len(code) == 3:
-        country = pycountry.countries.get(alpha_3=code)
-    return country.alpha_2 if country else None
-
-
 def _date(value: object) -> date | None:
     """Stripe's `{day, month, year}`. A redacted object holds the placeholder 1-1-1, which is no fact at all."""
     if not isinstance(value, dict):
@@ -107,7 +95,7 @@ def _date(value: object) -> date | None:
         found = date(int(value["year"]), int(value["month"]), int(value["day"]))
     except (KeyError, TypeError, ValueError):
         return None
-    return found if found.year >= 1850 else None
+    return plausible_date(found)
 
 
 def _check(status: object) -> Check:
@@ -227,7 +215,7 @@ class StripeIdentityVendor(VendorAdapter):
         facts = Facts(
             date_of_birth=dob,
             nationality=None,  # Stripe has no nationality field (vendors.md 3)
-            issuing_country=_country(document.get("issuing_country")),
+            issuing_country=country_alpha2(document.get("issuing_country")),
             document_type=DOCUMENT_TYPES.get(document.get("type"), "other"),
             document_expiry=_date(document.get("expiration_date")),
         )

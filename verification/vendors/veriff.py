@@ -22,10 +22,9 @@ import io
 import json
 import logging
 import re
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import httpx
-import pycountry
 from PIL import Image, UnidentifiedImageError
 
 from .base import (
@@ -45,6 +44,7 @@ from .base import (
     vendor_config,
 )
 from .http import VendorHttp, hinted_wait, json_object
+from .normalize import country_alpha2, iso_date
 from .signatures import body_hmac_matches, equal, header, hex_sha256, malformed, secrets_list
 
 log = logging.getLogger(__name__)
@@ -98,32 +98,12 @@ def _text(value: object) -> str:
     return value if isinstance(value, str) else ""
 
 
-def _date(value: object) -> date | None:
-    try:
-        return date.fromisoformat(value) if isinstance(value, str) else None
-    except ValueError:
-        return None
-
-
 def _decision_time(value: object) -> datetime | None:
     try:
         parsed = datetime.fromisoformat(value) if isinstance(value, str) else None
     except ValueError:
         return None
     return parsed if parsed is None or parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
-def _country(value: object) -> str | None:
-    """ISO 3166-1 alpha-2, checked against pycountry (plus Kosovo's XK, which it lacks): "UK" or "ZZ" is no fact."""
-    if not isinstance(value, str):
-        return None
-    code = value.strip().upper()
-    if re.fullmatch(r"[A-Z]{2}", code):
-        return code if code == "XK" or pycountry.countries.get(alpha_2=code) else None
-    if re.fullmatch(r"[A-Z]{3}", code):
-        country = pycountry.countries.get(alpha_3=code)
-        return country.alpha_2 if country else None
-    return None
 
 
 def _reason_code(verification: dict) -> int | None:
@@ -247,11 +227,11 @@ class VeriffVendor(VendorAdapter):
         person = verification.get("person") if isinstance(verification.get("person"), dict) else {}
         document = verification.get("document") if isinstance(verification.get("document"), dict) else {}
         return Facts(
-            date_of_birth=_date(person.get("dateOfBirth")),
-            nationality=_country(person.get("nationality")),
-            issuing_country=_country(document.get("country")),
+            date_of_birth=iso_date(person.get("dateOfBirth")),
+            nationality=country_alpha2(person.get("nationality")),
+            issuing_country=country_alpha2(document.get("country")),
             document_type=DOCUMENT_TYPES.get(_text(document.get("type")), "other"),
-            document_expiry=_date(document.get("validUntil")),
+            document_expiry=iso_date(document.get("validUntil")),
         )
 
     # --- webhooks ------------------------------------------------------------------------------------------------

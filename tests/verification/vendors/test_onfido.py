@@ -15,7 +15,7 @@ from fakevendors.onfido import FakeOnfido
 from tests.verification.vendors.conftest import API_KEYS, SECRETS, Control, Receiver, VendorUnderTest
 from verification.vendors import breaker
 from verification.vendors.base import Check, DeletionState, EvidenceKind, Outcome, VendorError, WebhookRejected
-from verification.vendors.onfido import PLACEHOLDER_FIRST_NAME, alpha2
+from verification.vendors.onfido import PLACEHOLDER_FIRST_NAME
 
 TOKEN = SECRETS["onfido"][0]
 
@@ -165,15 +165,10 @@ def test_an_empty_object_that_onfido_serialises_as_a_list_reads_as_unknown_not_a
     assert (result.outcome, result.face_match, result.liveness) == (Outcome.APPROVED, Check.UNKNOWN, Check.UNKNOWN)
 
 
-def test_alpha3_countries_become_alpha2_and_unknown_codes_become_none():
-    assert (alpha2("DEU"), alpha2("usa"), alpha2("GBR")) == ("DE", "US", "GB")
-    assert [alpha2(code) for code in ("XKX", "ZZZ", "DE", "", None, 276)] == [None] * 6
-
-
 def test_an_unknown_issuing_country_is_left_unknown_not_a_crash(onfido):
     applicant_id = onfido.walk("approved")
     document = next(r for r in onfido.fake.reports.values() if r["name"] == "document")
-    document["properties"].update(issuing_country="XKX", nationality="ZZZ")
+    document["properties"].update(issuing_country="QQQ", nationality="ZZZ")
     facts = onfido.adapter.fetch_result(vendor_session_id=applicant_id).facts
     assert (facts.issuing_country, facts.nationality, facts.document_type) == (None, None, "passport")
 

@@ -19,6 +19,29 @@ pytestmark = pytest.mark.django_db(transaction=True)
 REDIRECT = "https://acme.example/return"
 
 
+def race(action, n: int = 2) -> list:
+    """Run `action` in n threads released together (each with its own database connection); their results."""
+    import threading
+
+    from django.db import connection
+
+    barrier, results = threading.Barrier(n), []
+
+    def run():
+        barrier.wait()
+        try:
+            results.append(action())
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run) for _ in range(n)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    return results
+
+
 def pkce_pair():
     verifier = secrets.token_urlsafe(48)
     challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
@@ -268,10 +291,6 @@ def test_an_expired_code_is_refused_without_being_spent(acme, signing_key):
 
 @pytest.mark.services  # real concurrency needs PostgreSQL: SQLite serialises the two writers anyway
 def test_two_correct_exchanges_racing_exactly_one_wins(acme, signing_key):
-    import threading
-
-    from django.db import connection
-
     from attestations import oauth, services
     from attestations.models import VerificationRequest
     from tests.attestations.support import FACTS
@@ -283,22 +302,14 @@ def test_two_correct_exchanges_racing_exactly_one_wins(acme, signing_key):
     VerificationRequest.objects.filter(pk=request.pk).update(code_challenge=challenge, flow="redirect")
     services.request_complete(request=request, subject="person-1", facts=FACTS, verified_month="2026-11", now=now)
     returned = query(oauth.return_location(request=VerificationRequest.objects.get(pk=request.pk), now=now))
-    barrier, results = threading.Barrier(2), []
+    clients = [APIClient(), APIClient()]
+    for client in clients:
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {acme.api_key}")
 
     def redeem():
-        client = APIClient()
-        client.credentials(HTTP_AUTHORIZATION=f"Bearer {acme.api_key}")
-        barrier.wait()
-        try:
-            results.append(exchange(client, code=returned["code"], code_verifier=verifier).status_code)
-        finally:
-            connection.close()
+        return exchange(clients.pop(), code=returned["code"], code_verifier=verifier).status_code
 
-    threads = [threading.Thread(target=redeem) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(30)
+    results = race(redeem)
     assert sorted(results) == [200, 400]
     assert AuthorizationCode.objects.get().used_at is not None
 
@@ -412,29 +423,12 @@ def test_any_link_authorize_hands_out_opens_and_one_too_long_is_an_error_for_the
 
 @pytest.mark.services  # real concurrency needs PostgreSQL
 def test_two_first_openings_of_one_link_racing_make_one_request(acme):
-    import threading
-
-    from django.db import connection
-
     from attestations import services
     from attestations.models import VerificationRequest
     from audit.models import AuditEvent
 
     link = urlsplit(authorize(Client())["Location"]).path.removeprefix("/verify/")
-    barrier, found = threading.Barrier(2), []
-
-    def open_it():
-        barrier.wait()
-        try:
-            found.append(services.request_by_link(link, now=timezone.now()).pk)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=open_it) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(30)
+    found = race(lambda: services.request_by_link(link, now=timezone.now()).pk)
     assert len(found) == 2 and found[0] == found[1]
     assert VerificationRequest.objects.count() == 1
     assert AuditEvent.objects.filter(event="request.created").count() == 1
